@@ -1,0 +1,275 @@
+//! The headless CLI: `cellar run NOTEBOOK` runs a notebook without a window and prints every
+//! element, as text or as one JSON object per line.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cellar_engine::{Element, Notebook, Payload, RunOptions, Runtime, Session, WidgetValue};
+use clap::{Parser, Subcommand, ValueEnum};
+use parking_lot::Mutex;
+
+/// Command-line arguments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cellar",
+    version,
+    about = "A desktop notebook for data exploration, with caching that makes reruns instant.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do; without a command, open the GUI.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Notebook to open in the GUI (default: samples/tour.rhai).
+    pub file: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a notebook headless and print its elements.
+    Run(RunArgs),
+}
+
+/// Output formats of `cellar run`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per element per line.
+    Json,
+}
+
+/// Arguments of `cellar run`.
+#[derive(Parser, Debug)]
+pub struct RunArgs {
+    /// The notebook file (.rhai).
+    pub notebook: PathBuf,
+    /// Runs per session.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Number of sessions (they take turns A, B, A, B, ... unless --parallel).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sessions: u32,
+    /// Set a widget's value by its label, e.g. --set "Rows=7" (repeatable).
+    #[arg(long = "set", value_name = "LABEL=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Where persisted cache entries live (default: $CELLAR_CACHE_DIR, else the platform
+    /// cache dir).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Stop a cell that runs longer than this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Run the sessions at the same time, each on its own thread.
+    #[arg(long)]
+    pub parallel: bool,
+}
+
+fn parse_set(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((label, value)) if !label.is_empty() => Ok((label.to_string(), value.to_string())),
+        _ => Err(format!(
+            "expected LABEL=VALUE (e.g. --set \"Rows=7\"), got {raw:?}"
+        )),
+    }
+}
+
+/// The cache folder: `--cache-dir`, else `$CELLAR_CACHE_DIR`, else the platform cache dir.
+pub fn cache_dir(flag: Option<&Path>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("CELLAR_CACHE_DIR").map(PathBuf::from))
+        .or_else(|| dirs::cache_dir().map(|d| d.join("cellar")))
+}
+
+/// Runs `cellar run` and returns the exit code: 0 ok, 1 a cell failed, 2 bad usage.
+pub fn run(args: RunArgs) -> ExitCode {
+    if !args.notebook.is_file() {
+        eprintln!(
+            "cellar: notebook {} not found; pass the path of a .rhai file (e.g. samples/tour.rhai)",
+            args.notebook.display()
+        );
+        return ExitCode::from(2);
+    }
+    if let Some(secs) = args.timeout
+        && !(secs.is_finite() && secs > 0.0)
+    {
+        eprintln!("cellar: --timeout takes a positive number of seconds, got {secs}");
+        return ExitCode::from(2);
+    }
+    let notebook = match Notebook::load(&args.notebook) {
+        Ok(nb) => nb,
+        Err(err) => {
+            eprintln!("cellar: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let printer = Printer::new(args.format);
+    if let Some(dir) = cache_dir(args.cache_dir.as_deref())
+        && let Err(err) = std::fs::create_dir_all(&dir)
+    {
+        printer.warning(&format!(
+            "cache dir {} cannot be created ({err}); persisted entries stay in memory. Pass --cache-dir DIR or set CELLAR_CACHE_DIR",
+            dir.display()
+        ));
+    }
+    let runtime = Runtime::new();
+    let options = RunOptions {
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        notebook_dir: args.notebook.parent().map(Path::to_path_buf),
+        ..RunOptions::default()
+    };
+    let mut sessions: Vec<Session> = (0..args.sessions as usize)
+        .map(|i| {
+            let mut session = Session::new(Session::name_for(i));
+            for (label, value) in &args.set {
+                session.set_widget(label.clone(), WidgetValue::parse(value));
+            }
+            session
+        })
+        .collect();
+
+    let failed = Mutex::new(false);
+    let run_session = |session: &mut Session, run: u32| {
+        let name = session.name.clone();
+        let report = runtime.run(&notebook, session, &options, &mut |cell| {
+            for element in &cell.elements {
+                printer.element(&name, run, cell.index, &cell.title, element);
+            }
+        });
+        if report.failed() {
+            *failed.lock() = true;
+        }
+    };
+    if args.parallel {
+        std::thread::scope(|scope| {
+            for session in &mut sessions {
+                let run_session = &run_session;
+                scope.spawn(move || {
+                    for run in 1..=args.runs {
+                        run_session(session, run);
+                    }
+                });
+            }
+        });
+    } else {
+        for run in 1..=args.runs {
+            for session in &mut sessions {
+                run_session(session, run);
+            }
+        }
+    }
+    if *failed.lock() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints elements in the chosen format; one lock per line keeps parallel sessions tidy.
+struct Printer {
+    format: Format,
+    out: Arc<Mutex<std::io::Stdout>>,
+}
+
+impl Printer {
+    fn new(format: Format) -> Self {
+        Self {
+            format,
+            out: Arc::new(Mutex::new(std::io::stdout())),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let out = self.out.lock();
+        let mut out = out.lock();
+        // A closed pipe (e.g. `| head`) is not an error worth a panic.
+        let _ = writeln!(out, "{text}");
+    }
+
+    fn warning(&self, text: &str) {
+        match self.format {
+            Format::Text => self.line(&format!("warning: {text}")),
+            Format::Json => {
+                self.line(&serde_json::json!({"kind": "warning", "text": text}).to_string())
+            }
+        }
+    }
+
+    fn element(&self, session: &str, run: u32, cell: usize, title: &str, element: &Element) {
+        match self.format {
+            Format::Text => self.line(&text_line(session, run, cell, element)),
+            Format::Json => self.line(&json_line(session, run, cell, title, element).to_string()),
+        }
+    }
+}
+
+fn text_line(session: &str, run: u32, cell: usize, element: &Element) -> String {
+    let head = format!("[{session} run {run}] cell {cell} {}:", element.kind.name());
+    match &element.payload {
+        Payload::Frame(frame) => {
+            let preview = frame.head(10).to_string();
+            format!("{head} {}\n{preview}", element.text)
+        }
+        _ if element.text.contains('\n') => format!("{head}\n{}", element.text),
+        _ => format!("{head} {}", element.text),
+    }
+}
+
+/// The JSON object for one element: `session, run, cell, kind, text` plus what the kind
+/// carries (table columns and row count, chart axes, widget label and value, error position).
+pub fn json_line(
+    session: &str,
+    run: u32,
+    cell: usize,
+    title: &str,
+    element: &Element,
+) -> serde_json::Value {
+    let mut line = serde_json::json!({
+        "session": session,
+        "run": run,
+        "cell": cell,
+        "title": title,
+        "kind": element.kind.name(),
+        "text": element.text,
+    });
+    let extra = match &element.payload {
+        Payload::None => serde_json::json!({}),
+        Payload::Frame(frame) => serde_json::json!({
+            "columns": frame.column_names(),
+            "rows": frame.height(),
+        }),
+        Payload::Chart { frame, x, y } => serde_json::json!({
+            "columns": frame.column_names(),
+            "rows": frame.height(),
+            "x": x,
+            "y": y,
+        }),
+        Payload::Metric { label, value } => serde_json::json!({"label": label, "value": value}),
+        Payload::Json(value) => serde_json::json!({"value": value}),
+        Payload::Widget(widget) => serde_json::json!({
+            "label": widget.label,
+            "value": widget_json(&widget.value),
+        }),
+        Payload::ErrorAt { line, column } => serde_json::json!({"line": line, "column": column}),
+    };
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        line.extend(extra.clone());
+    }
+    line
+}
+
+fn widget_json(value: &WidgetValue) -> serde_json::Value {
+    match value {
+        WidgetValue::Int(i) => serde_json::json!(i),
+        WidgetValue::Float(f) => serde_json::json!(f),
+        WidgetValue::Bool(b) => serde_json::json!(b),
+        WidgetValue::Text(t) => serde_json::json!(t),
+    }
+}

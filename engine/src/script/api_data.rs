@@ -1,0 +1,137 @@
+//! Data functions: frames and their methods, `read_csv`, `sql`, SQLite, `http_get`.
+
+use polars::prelude::AnyValue;
+use rhai::{Array, Dynamic, Engine, INT, Map};
+
+use super::context::notebook_dir;
+use super::convert::display;
+use super::{ScriptResult, script_error};
+use crate::data::{self, Frame, SqliteConnection};
+use crate::error::CellarError;
+
+fn fail(err: CellarError) -> Box<rhai::EvalAltResult> {
+    script_error(err)
+}
+
+fn non_negative(n: INT, what: &str) -> ScriptResult<usize> {
+    usize::try_from(n).map_err(|_| script_error(format!("{what} must be 0 or more, got {n}")))
+}
+
+fn strings(items: &Array) -> Vec<String> {
+    items.iter().map(display).collect()
+}
+
+/// A frame cell as a script value: numbers, strings and booleans as themselves, null as `()`.
+fn to_dynamic(value: Option<AnyValue<'_>>) -> Dynamic {
+    match value {
+        None | Some(AnyValue::Null) => Dynamic::UNIT,
+        Some(AnyValue::Boolean(b)) => Dynamic::from_bool(b),
+        Some(AnyValue::String(s)) => Dynamic::from(s.to_string()),
+        Some(AnyValue::StringOwned(s)) => Dynamic::from(s.to_string()),
+        Some(AnyValue::Float64(f)) => Dynamic::from_float(f),
+        Some(AnyValue::Float32(f)) => Dynamic::from_float(f64::from(f)),
+        Some(other) => match other.extract::<i64>() {
+            Some(i) if other.is_integer() => Dynamic::from_int(i),
+            _ => Dynamic::from(other.to_string()),
+        },
+    }
+}
+
+pub(super) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Frame>("DataFrame");
+    engine.register_fn("to_string", |df: &mut Frame| df.to_string());
+    engine.register_fn("to_debug", |df: &mut Frame| {
+        format!("DataFrame({})", df.summary())
+    });
+    engine.register_fn("head", |df: &mut Frame, n: INT| -> ScriptResult<Frame> {
+        Ok(df.head(non_negative(n, "head(n)")?))
+    });
+    engine.register_fn("head", |df: &mut Frame| df.head(5));
+    engine.register_fn("filter", |df: &mut Frame, predicate: &str| {
+        df.filter(predicate).map_err(fail)
+    });
+    engine.register_fn("select", |df: &mut Frame, columns: Array| {
+        df.select(&strings(&columns)).map_err(fail)
+    });
+    engine.register_fn("sort", |df: &mut Frame, column: &str| {
+        df.sort(column, false).map_err(fail)
+    });
+    engine.register_fn("sort", |df: &mut Frame, column: &str, descending: bool| {
+        df.sort(column, descending).map_err(fail)
+    });
+    engine.register_fn("drop", |df: &mut Frame, column: &str| {
+        df.drop(column).map_err(fail)
+    });
+    engine.register_fn("drop_in_place", |df: &mut Frame, column: &str| {
+        df.drop_in_place(column).map_err(fail)
+    });
+    engine.register_fn("columns", |df: &mut Frame| -> Array {
+        df.column_names().into_iter().map(Dynamic::from).collect()
+    });
+    engine.register_fn("height", |df: &mut Frame| df.height() as INT);
+    engine.register_fn("width", |df: &mut Frame| df.width() as INT);
+    engine.register_fn("len", |df: &mut Frame| df.height() as INT);
+    engine.register_fn(
+        "column",
+        |df: &mut Frame, name: &str| -> ScriptResult<Array> {
+            if !df.column_names().iter().any(|n| n == name) {
+                return Err(script_error(format!(
+                    "no column {name:?}; the frame has {}",
+                    df.column_names().join(", ")
+                )));
+            }
+            Ok((0..df.height())
+                .map(|row| to_dynamic(df.value(row, name)))
+                .collect())
+        },
+    );
+    engine.register_fn("row", |df: &mut Frame, row: INT| -> ScriptResult<Map> {
+        let index = non_negative(row, "row(i)")?;
+        if index >= df.height() {
+            return Err(script_error(format!(
+                "row {row} is out of range: the frame has {} rows",
+                df.height()
+            )));
+        }
+        Ok(df
+            .column_names()
+            .into_iter()
+            .map(|name| {
+                let value = to_dynamic(df.value(index, &name));
+                (name.into(), value)
+            })
+            .collect())
+    });
+
+    engine.register_fn("read_csv", |path: &str| {
+        data::read_csv(path, notebook_dir().as_deref()).map_err(fail)
+    });
+    engine.register_fn("sql", |query: &str, tables: Map| -> ScriptResult<Frame> {
+        let mut frames = Vec::with_capacity(tables.len());
+        for (name, value) in tables {
+            let frame = value
+                .try_cast::<Frame>()
+                .ok_or_else(|| script_error(format!("sql: table `{name}` must be a DataFrame")))?;
+            frames.push((name.to_string(), frame));
+        }
+        data::sql(query, &frames).map_err(fail)
+    });
+    engine.register_fn("sql", |query: &str| data::sql(query, &[]).map_err(fail));
+
+    engine.register_type_with_name::<SqliteConnection>("SqliteConnection");
+    engine.register_fn("sqlite_connect", |path: &str| {
+        SqliteConnection::open(path, notebook_dir().as_deref()).map_err(fail)
+    });
+    engine.register_fn("query", |conn: &mut SqliteConnection, sql: &str| {
+        conn.query(sql).map_err(fail)
+    });
+    engine.register_fn("execute", |conn: &mut SqliteConnection, sql: &str| {
+        conn.execute(sql).map(|n| n as INT).map_err(fail)
+    });
+    engine.register_fn("is_open", |conn: &mut SqliteConnection| conn.is_open());
+    engine.register_fn("to_string", |conn: &mut SqliteConnection| {
+        format!("SQLite connection to {}", conn.path)
+    });
+
+    engine.register_fn("http_get", |url: &str| data::http_get(url).map_err(fail));
+}

@@ -1,0 +1,45 @@
+//! The Rhai side: one engine with Cellar's script API registered, and the per-thread context
+//! that script functions write their elements into.
+
+mod api_data;
+mod api_output;
+mod api_session;
+mod api_widgets;
+pub(crate) mod context;
+pub(crate) mod convert;
+
+use rhai::{Dynamic, Engine, EvalAltResult};
+
+/// The error type script functions return.
+pub(crate) type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// A runtime error for a script, with a message that says what to do.
+pub(crate) fn script_error(message: impl std::fmt::Display) -> Box<EvalAltResult> {
+    message.to_string().into()
+}
+
+/// Builds the engine every session shares: limits, print routing, cancellation, and the
+/// whole script API.
+pub fn build_engine() -> Engine {
+    let mut engine = Engine::new();
+    // Generous limits: notebooks are trusted code, but a stack overflow must be an error,
+    // not a crash.
+    engine.set_max_call_levels(256);
+    engine.set_max_expr_depths(256, 256);
+    engine.on_print(|text| context::log(text));
+    engine.on_debug(|text, _source, pos| context::log(&format!("[debug {pos}] {text}")));
+    engine.on_progress(|ops| {
+        // Checking the flag costs a thread-local read; every 256 operations is plenty to
+        // stop a runaway loop within microseconds.
+        if ops % 256 == 0 {
+            context::stop_reason().map(Dynamic::from)
+        } else {
+            None
+        }
+    });
+    api_output::register(&mut engine);
+    api_widgets::register(&mut engine);
+    api_data::register(&mut engine);
+    api_session::register(&mut engine);
+    engine
+}
