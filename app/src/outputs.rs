@@ -272,10 +272,8 @@ fn show_widget(
                     });
             });
         }
-        ElementKind::Button => {
-            if ui.button(&label).clicked() {
-                changes.push((label, WidgetValue::Bool(true)));
-            }
+        ElementKind::Button if ui.button(&label).clicked() => {
+            changes.push((label, WidgetValue::Bool(true)));
         }
         _ => {}
     }

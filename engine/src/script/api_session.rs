@@ -2,19 +2,15 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rhai::{Dynamic, Engine, FLOAT};
+use rhai::{Dynamic, Engine, FLOAT, INT};
 
 use super::context::stop_reason;
 use super::{ScriptResult, script_error};
 
 pub(super) fn register(engine: &mut Engine) {
-    engine.register_fn("sleep", |seconds: Dynamic| -> ScriptResult<()> {
-        let seconds = seconds
-            .as_float()
-            .or_else(|_| seconds.as_int().map(|i| i as FLOAT))
-            .map_err(|t| script_error(format!("sleep(seconds) takes a number, got {t}")))?;
-        sleep(seconds.max(0.0))
-    });
+    // Typed overloads, so they take precedence over Rhai's own (uninterruptible) `sleep`.
+    engine.register_fn("sleep", |seconds: FLOAT| sleep(seconds));
+    engine.register_fn("sleep", |seconds: INT| sleep(seconds as FLOAT));
     engine.register_fn("now", || {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -25,6 +21,11 @@ pub(super) fn register(engine: &mut Engine) {
 
 /// Sleeps in small steps so Stop and `--timeout` take effect during a long sleep.
 fn sleep(seconds: f64) -> ScriptResult<()> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(script_error(format!(
+            "sleep(seconds) takes a non-negative number, got {seconds}"
+        )));
+    }
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     loop {
         if let Some(reason) = stop_reason() {

@@ -26,7 +26,7 @@ pub fn build_engine() -> Engine {
     // not a crash.
     engine.set_max_call_levels(256);
     engine.set_max_expr_depths(256, 256);
-    engine.on_print(|text| context::log(text));
+    engine.on_print(context::log);
     engine.on_debug(|text, _source, pos| context::log(&format!("[debug {pos}] {text}")));
     engine.on_progress(|ops| {
         // Checking the flag costs a thread-local read; every 256 operations is plenty to

@@ -1,0 +1,203 @@
+//! `cellar run` as a user calls it: output formats, `--set`, sessions and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn cellar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cellar"))
+        .args(args)
+        .current_dir(repo_root())
+        .env(
+            "CELLAR_CACHE_DIR",
+            std::env::temp_dir().join("cellar-cli-tests"),
+        )
+        .output()
+        .expect("the cellar binary runs")
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+fn notebook(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".rhai").tempfile().unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn the_tour_prints_json_elements_and_exits_0() {
+    let output = cellar(&["run", "samples/tour.rhai", "--format", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = json_lines(&output);
+    assert!(lines.len() >= 5, "{lines:?}");
+    for line in &lines {
+        for key in ["session", "run", "cell", "kind", "text"] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    let table = lines
+        .iter()
+        .find(|l| l["kind"] == "dataframe")
+        .expect("a table");
+    assert_eq!(table["rows"], 5);
+    assert_eq!(table["columns"][0], "Date/Time");
+    assert!(lines.iter().any(|l| l["kind"] == "bar_chart"));
+    assert!(!lines.iter().any(|l| l["kind"] == "error"), "{lines:?}");
+}
+
+#[test]
+fn set_changes_a_widget_value() {
+    let output = cellar(&[
+        "run",
+        "samples/tour.rhai",
+        "--format",
+        "json",
+        "--set",
+        "Rows to show=7",
+    ]);
+    let lines = json_lines(&output);
+    let slider = lines.iter().find(|l| l["label"] == "Rows to show").unwrap();
+    assert_eq!(slider["value"], 7);
+    let table = lines.iter().find(|l| l["kind"] == "dataframe").unwrap();
+    assert_eq!(table["rows"], 7);
+}
+
+#[test]
+fn sessions_take_turns_and_keep_their_own_state() {
+    let nb = notebook("if !(\"n\" in state) { state.n = 0; }\nstate.n += 1;\nwrite(state.n);\n");
+    let output = cellar(&[
+        "run",
+        nb.path().to_str().unwrap(),
+        "--runs",
+        "2",
+        "--sessions",
+        "2",
+        "--format",
+        "json",
+    ]);
+    let seen: Vec<(String, u64, String)> = json_lines(&output)
+        .iter()
+        .map(|l| {
+            (
+                l["session"].as_str().unwrap().to_string(),
+                l["run"].as_u64().unwrap(),
+                l["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [("A", 1, "1"), ("B", 1, "1"), ("A", 2, "2"), ("B", 2, "2")];
+    let expected: Vec<(String, u64, String)> = expected
+        .iter()
+        .map(|(s, r, t)| (s.to_string(), *r, t.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_failing_cell_exits_1_and_prints_where() {
+    let nb = notebook("// %% Ok\nwrite(1);\n// %% Broken\nlet x = nope;\n// %% After\nwrite(2);\n");
+    let output = cellar(&["run", nb.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let lines = json_lines(&output);
+    let error = lines.iter().find(|l| l["kind"] == "error").unwrap();
+    assert_eq!(error["cell"], 1);
+    assert_eq!(error["line"], 4);
+    assert_eq!(error["column"], 9);
+    assert_eq!(lines.last().unwrap()["text"], "2", "the run goes on");
+    let text = cellar(&["run", nb.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("cell 1 (Broken), line 4, column 9: Variable not found: nope"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn print_goes_to_stderr() {
+    let nb = notebook("print(\"for the log\");\nwrite(\"for the page\");\n");
+    let output = cellar(&["run", nb.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("for the log"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("for the log") && stdout.contains("for the page"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_missing_notebook_or_bad_usage_exits_2_with_a_clear_message() {
+    let output = cellar(&["run", "no/such/notebook.rhai"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("notebook no/such/notebook.rhai not found"),
+        "{stderr}"
+    );
+    let output = cellar(&["run", "samples/tour.rhai", "--format", "yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = cellar(&["run", "samples/tour.rhai", "--set", "novalue"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected LABEL=VALUE"));
+    let output = cellar(&["run", "samples/tour.rhai", "--timeout", "-1"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn timeout_stops_a_runaway_cell() {
+    let nb = notebook("// %% Spin\nloop {}\n// %% After\nwrite(\"after\");\n");
+    let output = cellar(&[
+        "run",
+        nb.path().to_str().unwrap(),
+        "--timeout",
+        "0.3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let lines = json_lines(&output);
+    let error = lines[0]["text"].as_str().unwrap();
+    assert!(
+        error.starts_with("cell 0 (Spin), line 2, column "),
+        "{error}"
+    );
+    assert!(error.ends_with(": stopped after 0.3 s"), "{error}");
+    assert_eq!(lines[1]["text"], "after");
+}
+
+#[test]
+fn parallel_sessions_each_run_every_time() {
+    let nb = notebook("write(1);\n");
+    let output = cellar(&[
+        "run",
+        nb.path().to_str().unwrap(),
+        "--sessions",
+        "3",
+        "--runs",
+        "2",
+        "--parallel",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success());
+    let mut sessions: Vec<String> = json_lines(&output)
+        .iter()
+        .map(|l| l["session"].as_str().unwrap().to_string())
+        .collect();
+    sessions.sort();
+    assert_eq!(sessions, ["A", "A", "B", "B", "C", "C"]);
+}
