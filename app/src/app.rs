@@ -203,24 +203,17 @@ impl NotebookApp {
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            ui.label(
-                RichText::new(format!("🍷 {}", self.file_name()))
-                    .strong()
-                    .size(16.0),
-            );
+            ui.label(RichText::new(self.file_name()).strong().size(16.0));
             ui.separator();
             if ui
-                .button("⟳ Rerun")
+                .button("Rerun")
                 .on_hover_text("Run every cell again (R)")
                 .clicked()
             {
                 self.start_run(None);
             }
             let running = self.is_running();
-            if ui
-                .add_enabled(running, egui::Button::new("⏹ Stop"))
-                .clicked()
-            {
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
                 self.stop();
             }
             ui.separator();

@@ -117,20 +117,30 @@ fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
     ui.label(RichText::new(frame.summary()).small().weak());
     let row_height = 20.0;
     ui.push_id(salt, |ui| {
-        TableBuilder::new(ui)
+        let table = TableBuilder::new(ui)
             .striped(true)
             .resizable(true)
             .max_scroll_height(300.0)
-            .column(Column::auto().at_least(40.0))
-            .columns(Column::auto().at_least(60.0).clip(true), schema.len())
-            .header(row_height + 4.0, |mut header| {
+            .column(Column::auto().at_least(40.0));
+        let table = schema
+            .iter()
+            .enumerate()
+            .fold(table, |table, (i, (name, _))| {
+                table.column(
+                    Column::initial(column_width(frame, i, name))
+                        .at_least(40.0)
+                        .clip(true),
+                )
+            });
+        table
+            .header(row_height * 2.0, |mut header| {
                 header.col(|ui| {
                     ui.label(RichText::new("#").weak());
                 });
                 for (name, dtype) in &schema {
                     header.col(|ui| {
                         ui.label(RichText::new(name).strong());
-                        ui.label(RichText::new(dtype).small().weak());
+                        ui.label(RichText::new(dtype).monospace().weak());
                     });
                 }
             })
@@ -149,6 +159,16 @@ fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
                 });
             });
     });
+}
+
+/// A starting width that fits the header and the first rows' text.
+fn column_width(frame: &Frame, column: usize, name: &str) -> f32 {
+    let longest = (0..frame.height().min(50))
+        .map(|row| frame.cell_text(row, column).chars().count())
+        .chain(std::iter::once(name.chars().count()))
+        .max()
+        .unwrap_or(4);
+    (longest as f32 * 7.5 + 16.0).clamp(50.0, 320.0)
 }
 
 fn show_chart(
@@ -209,7 +229,7 @@ fn show_widget(
             let before = value;
             let changed = ui
                 .horizontal(|ui| {
-                    ui.label(&label);
+                    let name = ui.label(&label).id;
                     if let (ElementKind::Slider, Some(lo), Some(hi)) =
                         (kind, widget.min, widget.max)
                     {
@@ -217,7 +237,7 @@ fn show_widget(
                         if widget.integer {
                             slider = slider.integer();
                         }
-                        ui.add(slider).changed()
+                        ui.add(slider).labelled_by(name).changed()
                     } else {
                         let mut drag = egui::DragValue::new(&mut value);
                         if let (Some(lo), Some(hi)) = (widget.min, widget.max) {
@@ -226,7 +246,7 @@ fn show_widget(
                         if widget.integer {
                             drag = drag.fixed_decimals(0);
                         }
-                        ui.add(drag).changed()
+                        ui.add(drag).labelled_by(name).changed()
                     }
                 })
                 .inner;
@@ -242,8 +262,8 @@ fn show_widget(
         ElementKind::TextInput => {
             let mut text = widget.value.to_string();
             ui.horizontal(|ui| {
-                ui.label(&label);
-                let response = ui.text_edit_singleline(&mut text);
+                let name = ui.label(&label).id;
+                let response = ui.text_edit_singleline(&mut text).labelled_by(name);
                 if response.lost_focus() && text != widget.value.to_string() {
                     changes.push((label.clone(), WidgetValue::Text(text.clone())));
                 }
@@ -258,8 +278,8 @@ fn show_widget(
         ElementKind::Selectbox => {
             let current = widget.value.to_string();
             ui.horizontal(|ui| {
-                ui.label(&label);
-                egui::ComboBox::from_id_salt(&label)
+                let name = ui.label(&label).id;
+                let combo = egui::ComboBox::from_id_salt(&label)
                     .selected_text(&current)
                     .show_ui(ui, |ui| {
                         for option in &widget.options {
@@ -270,6 +290,7 @@ fn show_widget(
                             }
                         }
                     });
+                combo.response.labelled_by(name);
             });
         }
         ElementKind::Button if ui.button(&label).clicked() => {

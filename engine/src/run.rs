@@ -1,6 +1,7 @@
 //! A rerun from top to bottom: compile every cell, gather the notebook's functions, run the
 //! cells in order in one scope, and collect each cell's elements or error.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -158,6 +159,8 @@ impl Runtime {
         scope.push("state", std::mem::take(&mut session.state));
 
         let mut report = RunReport::default();
+        // Variables that failed cells would have defined, to explain later "not found" errors.
+        let mut failed_definitions: HashMap<String, usize> = HashMap::new();
         for (index, cell) in notebook.cells.iter().enumerate() {
             let cell_started = Instant::now();
             let error = match &compiled[index] {
@@ -176,10 +179,15 @@ impl Runtime {
                     result.err().map(|err| {
                         // A failed cell defines nothing: later cells see its variables as missing.
                         scope.rewind(before.max(1));
-                        self.runtime_error(notebook, index, &err)
+                        self.runtime_error(notebook, index, &err, &failed_definitions)
                     })
                 }
             };
+            if error.is_some() {
+                for name in top_level_definitions(&cell.source) {
+                    failed_definitions.insert(name, index);
+                }
+            }
             let mut elements =
                 context::with(|ctx| std::mem::take(&mut ctx.elements)).unwrap_or_default();
             if let Some(err) = &error {
@@ -233,7 +241,13 @@ impl Runtime {
 
     /// Turns a Rhai error into file coordinates and a message that names the function it
     /// happened in, if any.
-    fn runtime_error(&self, notebook: &Notebook, index: usize, err: &EvalAltResult) -> CellError {
+    fn runtime_error(
+        &self,
+        notebook: &Notebook,
+        index: usize,
+        err: &EvalAltResult,
+        failed_definitions: &HashMap<String, usize>,
+    ) -> CellError {
         let mut innermost = err;
         let mut functions = Vec::new();
         while let EvalAltResult::ErrorInFunctionCall(name, _, inner, _) = innermost {
@@ -243,6 +257,14 @@ impl Runtime {
         let position = innermost.position();
         let mut message = match innermost {
             EvalAltResult::ErrorTerminated(reason, _) => reason_text(reason),
+            EvalAltResult::ErrorRuntime(value, _) => crate::script::display(value),
+            EvalAltResult::ErrorVariableNotFound(name, _) => match failed_definitions.get(name) {
+                Some(&cell) => format!(
+                    "Variable not found: {name} (it is defined in {}, which failed)",
+                    notebook.cells[cell].label(cell)
+                ),
+                None => format!("Variable not found: {name}"),
+            },
             other => without_position(&other.to_string(), position),
         };
         if let Some(name) = functions.last() {
@@ -259,6 +281,26 @@ impl Runtime {
             message,
         }
     }
+}
+
+/// Names a cell declares with `let` or `const` at the start of a line (a cheap, textual
+/// read: good enough to explain a missing variable).
+fn top_level_definitions(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let rest = line
+                .strip_prefix("let ")
+                .or_else(|| line.strip_prefix("const "))?;
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
 }
 
 fn reason_text(reason: &Dynamic) -> String {

@@ -54,7 +54,11 @@ fn variables_of_a_failed_cell_are_missing_later() {
     let report = run_once("// %% Fails\nlet df = 1;\nthrow \"boom\";\n// %% Reads\nwrite(df);\n");
     assert!(report.cells[0].error.is_some());
     let later = report.cells[1].error.as_ref().expect("df is missing");
-    assert!(later.message.contains("df"), "{}", later.message);
+    assert_eq!(
+        later.message,
+        "Variable not found: df (it is defined in cell 0 (Fails), which failed)"
+    );
+    assert_eq!(report.cells[0].error.as_ref().unwrap().message, "boom");
 }
 
 #[test]

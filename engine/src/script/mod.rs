@@ -8,6 +8,8 @@ mod api_widgets;
 pub(crate) mod context;
 pub(crate) mod convert;
 
+pub(crate) use convert::display;
+
 use rhai::{Dynamic, Engine, EvalAltResult};
 
 /// The error type script functions return.
