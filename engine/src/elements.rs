@@ -86,6 +86,39 @@ impl ElementKind {
         }
     }
 
+    /// Every kind, in declaration order.
+    pub const ALL: [ElementKind; 24] = [
+        Self::Write,
+        Self::Markdown,
+        Self::Header,
+        Self::Subheader,
+        Self::Text,
+        Self::Code,
+        Self::Success,
+        Self::Info,
+        Self::Warning,
+        Self::Error,
+        Self::Dataframe,
+        Self::Table,
+        Self::Json,
+        Self::Metric,
+        Self::LineChart,
+        Self::BarChart,
+        Self::ScatterChart,
+        Self::Spinner,
+        Self::Slider,
+        Self::NumberInput,
+        Self::TextInput,
+        Self::Checkbox,
+        Self::Selectbox,
+        Self::Button,
+    ];
+
+    /// The kind with this [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// Whether the element is an input widget.
     pub fn is_widget(self) -> bool {
         matches!(

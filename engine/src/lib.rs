@@ -13,12 +13,13 @@
 //! assert_eq!(report.cells[1].elements[0].text, "42");
 //! ```
 
+pub mod cache;
 pub mod data;
 pub mod elements;
 pub mod error;
 pub mod notebook;
 pub mod run;
-mod script;
+pub(crate) mod script;
 pub mod session;
 pub mod widgets;
 
@@ -26,7 +27,8 @@ pub use data::Frame;
 pub use elements::{Element, ElementKind, Payload, WidgetElement};
 pub use error::CellarError;
 pub use notebook::{Cell, Notebook};
-pub use run::{CellError, CellReport, RunOptions, RunReport, Runtime};
+pub use run::{CellError, CellReport, RunOptions, RunReport, Runtime, default_cache_dir};
 pub use script::build_engine;
+pub use script::context::{CallOutcome, CallTrace};
 pub use session::Session;
 pub use widgets::{WidgetValue, WidgetValues};

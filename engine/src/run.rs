@@ -1,16 +1,20 @@
 //! A rerun from top to bottom: compile every cell, gather the notebook's functions, run the
 //! cells in order in one scope, and collect each cell's elements or error.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope};
 
+use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
+use crate::cache::source::FunctionSources;
+use crate::cache::{CacheRegistry, SystemClock};
 use crate::elements::{Element, ElementKind, Payload};
 use crate::notebook::Notebook;
+use crate::script::context::{CachedFnSpec, CallTrace};
 use crate::script::{self, context};
 use crate::session::Session;
 
@@ -54,6 +58,8 @@ pub struct CellReport {
     pub error: Option<CellError>,
     /// How long it ran.
     pub duration: Duration,
+    /// The cached calls it made: hit or miss, and why.
+    pub cache_calls: Vec<CallTrace>,
 }
 
 /// What one run of a notebook produced.
@@ -103,9 +109,11 @@ impl Default for RunOptions {
     }
 }
 
-/// The process-wide runtime: one Rhai engine shared by every session.
+/// The process-wide runtime: one Rhai engine and one cache shared by every session.
 pub struct Runtime {
     engine: Engine,
+    cache: Arc<CacheRegistry>,
+    persist_dir: Option<PathBuf>,
 }
 
 impl Default for Runtime {
@@ -114,17 +122,61 @@ impl Default for Runtime {
     }
 }
 
+/// The cache folder when none is given: `$CELLAR_CACHE_DIR`, else the platform cache dir.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("CELLAR_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("cellar")))
+}
+
+/// One compiled cell, with what is needed to map errors back to the file.
+struct CompiledCell {
+    ast: AST,
+    /// Lines (in the file) that hold cache wrappers: errors there belong to the caller.
+    wrapper_lines: Vec<usize>,
+    /// Column shifts (in file lines) from renaming cached functions.
+    shifts: Vec<ColumnShift>,
+}
+
+/// The compiled notebook: cells, shared functions, cached function specs.
+struct CompiledNotebook {
+    cells: Vec<Result<CompiledCell, CellError>>,
+    library: AST,
+    functions: Arc<HashMap<String, CachedFnSpec>>,
+}
+
 impl Runtime {
-    /// A runtime with the whole script API registered.
+    /// A runtime with the system clock, persisting to [`default_cache_dir`].
     pub fn new() -> Self {
+        Self::with_cache(
+            Arc::new(CacheRegistry::new(Arc::new(SystemClock))),
+            default_cache_dir(),
+        )
+    }
+
+    /// A runtime over a given cache (tests pass one with a manual clock) and cache dir
+    /// (`None` turns disk persistence off).
+    pub fn with_cache(cache: Arc<CacheRegistry>, persist_dir: Option<PathBuf>) -> Self {
         Self {
             engine: script::build_engine(),
+            cache,
+            persist_dir,
         }
     }
 
     /// The shared Rhai engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The process-wide cache.
+    pub fn cache(&self) -> &Arc<CacheRegistry> {
+        &self.cache
+    }
+
+    /// Where persisted entries live.
+    pub fn persist_dir(&self) -> Option<&Path> {
+        self.persist_dir.as_deref()
     }
 
     /// Runs the notebook top to bottom for `session`. `on_cell` sees each cell's report as
@@ -137,23 +189,20 @@ impl Runtime {
         on_cell: &mut dyn FnMut(&CellReport),
     ) -> RunReport {
         let started = Instant::now();
-        let compiled: Vec<Result<AST, CellError>> = notebook
-            .cells
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| self.compile_cell(notebook, i, &cell.source, cell.first_line))
-            .collect();
-        // Every `fn` in every cell is callable from every cell.
-        let mut library = AST::empty();
-        for ast in compiled.iter().flatten() {
-            library = library.merge(&ast.clone_functions_only());
-        }
+        self.cache.sweep_expired();
+        let compiled = self.compile(notebook);
 
         context::install(context::RunContext {
             elements: Vec::new(),
             widgets: std::mem::take(&mut session.widgets),
             notebook_dir: options.notebook_dir.clone(),
             log: options.log.clone(),
+            cache: self.cache.clone(),
+            persist_dir: self.persist_dir.clone(),
+            functions: compiled.functions.clone(),
+            calls: Vec::new(),
+            computing: Vec::new(),
+            warned: HashSet::new(),
         });
         let mut scope = Scope::new();
         scope.push("state", std::mem::take(&mut session.state));
@@ -163,9 +212,9 @@ impl Runtime {
         let mut failed_definitions: HashMap<String, usize> = HashMap::new();
         for (index, cell) in notebook.cells.iter().enumerate() {
             let cell_started = Instant::now();
-            let error = match &compiled[index] {
+            let error = match &compiled.cells[index] {
                 Err(err) => Some(err.clone()),
-                Ok(ast) => {
+                Ok(compiled_cell) => {
                     context::set_stop(Some(context::StopSignal {
                         cancel: options.cancel.clone(),
                         deadline: options.timeout.map(|t| (Instant::now() + t, t)),
@@ -173,13 +222,15 @@ impl Runtime {
                     let before = scope.len();
                     let result = self.engine.run_ast_with_scope(
                         &mut scope,
-                        &library.merge(&ast.clone_statements_only()),
+                        &compiled
+                            .library
+                            .merge(&compiled_cell.ast.clone_statements_only()),
                     );
                     context::set_stop(None);
                     result.err().map(|err| {
                         // A failed cell defines nothing: later cells see its variables as missing.
                         scope.rewind(before.max(1));
-                        self.runtime_error(notebook, index, &err, &failed_definitions)
+                        self.runtime_error(notebook, index, &err, &compiled, &failed_definitions)
                     })
                 }
             };
@@ -188,8 +239,13 @@ impl Runtime {
                     failed_definitions.insert(name, index);
                 }
             }
-            let mut elements =
-                context::with(|ctx| std::mem::take(&mut ctx.elements)).unwrap_or_default();
+            let (mut elements, cache_calls) = context::with(|ctx| {
+                (
+                    std::mem::take(&mut ctx.elements),
+                    std::mem::take(&mut ctx.calls),
+                )
+            })
+            .unwrap_or_default();
             if let Some(err) = &error {
                 elements.push(Element {
                     kind: ElementKind::Error,
@@ -206,6 +262,7 @@ impl Runtime {
                 elements,
                 error,
                 duration: cell_started.elapsed(),
+                cache_calls,
             };
             on_cell(&cell_report);
             report.cells.push(cell_report);
@@ -220,23 +277,72 @@ impl Runtime {
         report
     }
 
-    /// Compiles one cell so that positions are file lines: the source is preceded by as many
-    /// empty lines as come before it in the file.
-    fn compile_cell(
-        &self,
-        notebook: &Notebook,
-        index: usize,
-        source: &str,
-        first_line: usize,
-    ) -> Result<AST, CellError> {
-        let padded = format!("{}{source}", "\n".repeat(first_line.saturating_sub(1)));
-        self.engine.compile(padded).map_err(|err| CellError {
-            cell: index,
-            cell_label: notebook.cells[index].label(index),
-            line: err.1.line(),
-            column: err.1.position(),
-            message: format!("syntax error: {}", err.0),
-        })
+    /// Compiles every cell so that positions are file lines (each source is preceded by as
+    /// many empty lines as come before it in the file), after rewriting cache annotations.
+    fn compile(&self, notebook: &Notebook) -> CompiledNotebook {
+        let mut sources = FunctionSources::default();
+        for cell in &notebook.cells {
+            sources.add_cell(&cell.source);
+        }
+        let mut functions = HashMap::new();
+        let cells: Vec<Result<CompiledCell, CellError>> = notebook
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(index, cell)| {
+                let offset = cell.first_line.saturating_sub(1);
+                let error =
+                    |line: Option<usize>, column: Option<usize>, message: String| CellError {
+                        cell: index,
+                        cell_label: cell.label(index),
+                        line,
+                        column,
+                        message,
+                    };
+                let rewritten = annotation::preprocess(&cell.source)
+                    .map_err(|e| error(Some(e.line + offset), Some(e.column), e.message))?;
+                for annotated in &rewritten.functions {
+                    functions.insert(
+                        annotated.name.clone(),
+                        CachedFnSpec {
+                            impl_name: format!("{}{IMPL_SUFFIX}", annotated.name),
+                            code_hash: sources.code_hash(&annotated.name),
+                            annotated: annotated.clone(),
+                        },
+                    );
+                }
+                let padded = format!("{}{}", "\n".repeat(offset), rewritten.source);
+                let ast = self.engine.compile(padded).map_err(|err| {
+                    error(
+                        err.1.line(),
+                        err.1.position(),
+                        format!("syntax error: {}", err.0),
+                    )
+                })?;
+                Ok(CompiledCell {
+                    ast,
+                    wrapper_lines: rewritten.wrapper_lines.iter().map(|l| l + offset).collect(),
+                    shifts: rewritten
+                        .shifts
+                        .iter()
+                        .map(|s| ColumnShift {
+                            line: s.line + offset,
+                            ..*s
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        // Every `fn` in every cell is callable from every cell.
+        let mut library = AST::empty();
+        for cell in cells.iter().flatten() {
+            library = library.merge(&cell.ast.clone_functions_only());
+        }
+        CompiledNotebook {
+            cells,
+            library,
+            functions: Arc::new(functions),
+        }
     }
 
     /// Turns a Rhai error into file coordinates and a message that names the function it
@@ -246,15 +352,29 @@ impl Runtime {
         notebook: &Notebook,
         index: usize,
         err: &EvalAltResult,
+        compiled: &CompiledNotebook,
         failed_definitions: &HashMap<String, usize>,
     ) -> CellError {
+        let wrapper_lines: HashSet<usize> = compiled
+            .cells
+            .iter()
+            .flatten()
+            .flat_map(|c| c.wrapper_lines.iter().copied())
+            .collect();
+        let shifts: Vec<ColumnShift> = compiled
+            .cells
+            .iter()
+            .flatten()
+            .flat_map(|c| c.shifts.iter().copied())
+            .collect();
         let mut innermost = err;
-        let mut functions = Vec::new();
-        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, _) = innermost {
-            functions.push(name.clone());
+        // (function, where it was called), outermost first.
+        let mut calls: Vec<(String, Position)> = Vec::new();
+        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = innermost {
+            calls.push((name.trim_end_matches(IMPL_SUFFIX).to_string(), *pos));
             innermost = inner;
         }
-        let position = innermost.position();
+        let mut position = innermost.position();
         let mut message = match innermost {
             EvalAltResult::ErrorTerminated(reason, _) => reason_text(reason),
             EvalAltResult::ErrorRuntime(value, _) => crate::script::display(value),
@@ -266,11 +386,29 @@ impl Runtime {
                 None => format!("Variable not found: {name}"),
             },
             other => without_position(&other.to_string(), position),
-        };
-        if let Some(name) = functions.last() {
+        }
+        .replace(IMPL_SUFFIX, "");
+        // An error raised by a cache wrapper (unhashable argument, value not data, ...)
+        // belongs where the cached function was called.
+        let mut in_function = calls.last().map(|(name, _)| name.clone());
+        if position.line().is_some_and(|l| wrapper_lines.contains(&l)) {
+            while let Some((_, call_pos)) = calls.pop() {
+                if !call_pos.line().is_some_and(|l| wrapper_lines.contains(&l)) {
+                    position = call_pos;
+                    break;
+                }
+            }
+            in_function = calls.last().map(|(name, _)| name.clone());
+        }
+        if let Some(name) = in_function {
             message.push_str(&format!(" (in fn {name})"));
         }
-        let (line, column) = file_position(position);
+        let (line, mut column) = file_position(position);
+        if let (Some(l), Some(c)) = (line, column)
+            && let Some(shift) = shifts.iter().find(|s| s.line == l && c >= s.from_column)
+        {
+            column = Some(c - shift.delta);
+        }
         // An error inside a function defined in another cell still belongs to this cell's run;
         // the line points at the function's own code.
         CellError {

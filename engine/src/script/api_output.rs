@@ -3,7 +3,7 @@
 use rhai::{Array, Dynamic, Engine};
 
 use super::context::emit;
-use super::convert::{display, to_json};
+use super::convert::{display, frame_of, to_json};
 use super::{ScriptResult, script_error};
 use crate::data::Frame;
 use crate::elements::{Element, ElementKind, Payload};
@@ -32,11 +32,16 @@ pub(super) fn register(engine: &mut Engine) {
             emit(Element::text(kind, display(&value)));
         });
     }
-    engine.register_fn("dataframe", |df: Frame| {
-        emit(frame_element(ElementKind::Dataframe, df))
+    engine.register_fn("dataframe", |df: Dynamic| -> ScriptResult<()> {
+        emit(frame_element(
+            ElementKind::Dataframe,
+            frame_arg("dataframe", &df)?,
+        ));
+        Ok(())
     });
-    engine.register_fn("table", |df: Frame| {
-        emit(frame_element(ElementKind::Table, df))
+    engine.register_fn("table", |df: Dynamic| -> ScriptResult<()> {
+        emit(frame_element(ElementKind::Table, frame_arg("table", &df)?));
+        Ok(())
     });
     engine.register_fn("json", |value: Dynamic| {
         let json = to_json(&value);
@@ -63,10 +68,11 @@ pub(super) fn register(engine: &mut Engine) {
         ("bar_chart", ElementKind::BarChart),
         ("scatter_chart", ElementKind::ScatterChart),
     ] {
-        engine.register_fn(name, move |df: Frame, x: &str, y: Dynamic| {
-            chart(kind, df, x, y)
+        engine.register_fn(name, move |df: Dynamic, x: &str, y: Dynamic| {
+            chart(kind, frame_arg(kind.name(), &df)?, x, y)
         });
-        engine.register_fn(name, move |df: Frame| {
+        engine.register_fn(name, move |df: Dynamic| {
+            let df = frame_arg(kind.name(), &df)?;
             // Without columns named: the first column against every other numeric one.
             let names = df.column_names();
             let x = names.first().cloned().unwrap_or_default();
@@ -81,12 +87,22 @@ pub(super) fn register(engine: &mut Engine) {
     }
 }
 
+/// The frame argument of an output function, or an error that says what was passed.
+fn frame_arg(function: &str, value: &Dynamic) -> ScriptResult<Frame> {
+    frame_of(value).ok_or_else(|| {
+        script_error(format!(
+            "{function}() takes a DataFrame, got {}; load one with read_csv(...) or sql(...)",
+            crate::cache::value::type_label(value)
+        ))
+    })
+}
+
 /// `write(a, b, ...)`: one frame shows as a table; anything else is joined as text.
 fn write(values: &[Dynamic]) {
     if let [value] = values
-        && let Some(frame) = value.read_lock::<Frame>()
+        && let Some(frame) = frame_of(value)
     {
-        emit(frame_element(ElementKind::Dataframe, frame.clone()));
+        emit(frame_element(ElementKind::Dataframe, frame));
         return;
     }
     let text: Vec<String> = values.iter().map(display).collect();

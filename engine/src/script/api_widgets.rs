@@ -57,6 +57,30 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("button", button);
 }
 
+/// Widgets inside a cached function need `experimental_allow_widgets = true`; then every
+/// computing function records the label, so its value becomes part of their keys.
+fn guard(kind: ElementKind, label: &str) -> ScriptResult<()> {
+    let refused = with(|ctx| {
+        if let Some(frame) = ctx.computing.iter().rev().find(|f| !f.allow_widgets) {
+            return Some(frame.function.clone());
+        }
+        for frame in &mut ctx.computing {
+            if !frame.widgets_read.iter().any(|l| l == label) {
+                frame.widgets_read.push(label.to_string());
+            }
+        }
+        None
+    })
+    .flatten();
+    match refused {
+        Some(function) => Err(script_error(format!(
+            "{} `{label}` inside the cached fn `{function}`: widgets in cached functions are replayed, so their values must be part of the key; add experimental_allow_widgets = true to its @cache_data",
+            kind.name()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The value set for `label` from outside, if any.
 fn set_value(label: &str) -> Option<WidgetValue> {
     with(|ctx| ctx.widgets.get(label).cloned()).flatten()
@@ -102,6 +126,7 @@ fn number_widget(
     max: Option<Dynamic>,
     default: Dynamic,
 ) -> ScriptResult<Dynamic> {
+    guard(kind, label)?;
     let integer = [Some(&default), min.as_ref(), max.as_ref()]
         .into_iter()
         .flatten()
@@ -169,7 +194,8 @@ fn simple_widget(kind: ElementKind, label: &str, value: WidgetValue, options: Ve
     );
 }
 
-fn text_input(label: &str, default: &str) -> String {
+fn text_input(label: &str, default: &str) -> ScriptResult<String> {
+    guard(ElementKind::TextInput, label)?;
     let value = set_value(label).map_or_else(|| default.to_string(), |v| v.to_string());
     simple_widget(
         ElementKind::TextInput,
@@ -177,10 +203,11 @@ fn text_input(label: &str, default: &str) -> String {
         WidgetValue::Text(value.clone()),
         Vec::new(),
     );
-    value
+    Ok(value)
 }
 
-fn checkbox(label: &str, default: bool) -> bool {
+fn checkbox(label: &str, default: bool) -> ScriptResult<bool> {
+    guard(ElementKind::Checkbox, label)?;
     let value = match set_value(label) {
         Some(set) => set.as_bool().unwrap_or_else(|| {
             warn_ignored(ElementKind::Checkbox, label, &set, "true or false");
@@ -194,10 +221,11 @@ fn checkbox(label: &str, default: bool) -> bool {
         WidgetValue::Bool(value),
         Vec::new(),
     );
-    value
+    Ok(value)
 }
 
 fn selectbox(label: &str, options: Array, index: INT) -> ScriptResult<Dynamic> {
+    guard(ElementKind::Selectbox, label)?;
     if options.is_empty() {
         return Err(script_error(format!(
             "selectbox `{label}` needs at least one option"
@@ -238,7 +266,8 @@ fn selectbox(label: &str, options: Array, index: INT) -> ScriptResult<Dynamic> {
 }
 
 /// True only on the run right after a click: the click is taken out when read.
-fn button(label: &str) -> bool {
+fn button(label: &str) -> ScriptResult<bool> {
+    guard(ElementKind::Button, label)?;
     let clicked = with(|ctx| ctx.widgets.take(label))
         .flatten()
         .and_then(|v| v.as_bool())
@@ -249,5 +278,5 @@ fn button(label: &str) -> bool {
         WidgetValue::Bool(clicked),
         Vec::new(),
     );
-    clicked
+    Ok(clicked)
 }

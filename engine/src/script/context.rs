@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::{HashMap, HashSet};
+
+use crate::cache::{AnnotatedFn, CacheRegistry, MissReason};
 use crate::elements::Element;
 use crate::widgets::WidgetValues;
 
@@ -26,6 +29,69 @@ pub(crate) struct RunContext {
     pub notebook_dir: Option<PathBuf>,
     /// Where `print` goes.
     pub log: LogSink,
+    /// The process-wide cache.
+    pub cache: Arc<CacheRegistry>,
+    /// Where `persist = "disk"` entries live (none: persistence is off).
+    pub persist_dir: Option<PathBuf>,
+    /// The notebook's cached functions, by name.
+    pub functions: Arc<HashMap<String, CachedFnSpec>>,
+    /// Cached calls made by the running cell, for `--explain` and the status chips.
+    pub calls: Vec<CallTrace>,
+    /// Cached functions computing right now on this thread, innermost last.
+    pub computing: Vec<ComputingFrame>,
+    /// Functions whose deprecation warning was shown this run.
+    pub warned: HashSet<String>,
+}
+
+/// A cached function of the notebook, ready to be called.
+#[derive(Clone, Debug)]
+pub struct CachedFnSpec {
+    /// The annotation and signature.
+    pub annotated: AnnotatedFn,
+    /// The name of the implementation the wrapper calls.
+    pub impl_name: String,
+    /// Hash of its code and of the code it calls.
+    pub code_hash: u128,
+}
+
+/// A cached function that is computing: widgets inside it need its permission.
+pub struct ComputingFrame {
+    /// The function.
+    pub function: String,
+    /// `experimental_allow_widgets = true`.
+    pub allow_widgets: bool,
+    /// Labels of the widgets it read.
+    pub widgets_read: Vec<String>,
+}
+
+/// What one cached call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTrace {
+    /// The function.
+    pub function: String,
+    /// How it went.
+    pub outcome: CallOutcome,
+}
+
+/// Hit or miss, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Served from memory.
+    Hit,
+    /// Served from a persisted file.
+    DiskHit,
+    /// Computed, for this reason.
+    Miss(MissReason),
+}
+
+impl std::fmt::Display for CallTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.outcome {
+            CallOutcome::Hit => write!(f, "{}: hit", self.function),
+            CallOutcome::DiskHit => write!(f, "{}: hit (from disk)", self.function),
+            CallOutcome::Miss(reason) => write!(f, "{}: miss ({reason})", self.function),
+        }
+    }
 }
 
 /// When a run must stop.

@@ -2,6 +2,7 @@
 
 use rhai::{Array, Dynamic, Map};
 
+use crate::cache::ResourceHandle;
 use crate::data::{Frame, SqliteConnection};
 
 /// How a value reads in `write`, `text` and friends: strings as they are, frames as a
@@ -15,6 +16,9 @@ pub(crate) fn display(value: &Dynamic) -> String {
     }
     if let Some(conn) = value.read_lock::<SqliteConnection>() {
         return format!("SQLite connection to {}", conn.path);
+    }
+    if let Some(handle) = value.read_lock::<ResourceHandle>() {
+        return display(&handle.snapshot());
     }
     if value.is_unit() {
         return String::new();
@@ -72,6 +76,9 @@ pub(crate) fn to_json(value: &Dynamic) -> serde_json::Value {
                 .collect(),
         );
     }
+    if let Some(handle) = value.read_lock::<ResourceHandle>() {
+        return to_json(&handle.snapshot());
+    }
     if let Some(frame) = value.read_lock::<Frame>() {
         let names = frame.column_names();
         let rows = (0..frame.height().min(JSON_FRAME_ROWS))
@@ -88,4 +95,13 @@ pub(crate) fn to_json(value: &Dynamic) -> serde_json::Value {
         return Value::Array(rows);
     }
     Value::String(display(value))
+}
+
+/// The frame a value holds: a frame, or a resource whose shared value is a frame.
+pub(crate) fn frame_of(value: &Dynamic) -> Option<Frame> {
+    if let Some(frame) = value.read_lock::<Frame>() {
+        return Some(frame.clone());
+    }
+    let handle = value.read_lock::<ResourceHandle>()?;
+    handle.read(|inner| inner.read_lock::<Frame>().map(|f| f.clone()))
 }

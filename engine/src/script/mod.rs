@@ -1,8 +1,10 @@
 //! The Rhai side: one engine with Cellar's script API registered, and the per-thread context
 //! that script functions write their elements into.
 
+mod api_cache;
 mod api_data;
 mod api_output;
+mod api_resource;
 mod api_session;
 mod api_widgets;
 pub(crate) mod context;
@@ -43,5 +45,7 @@ pub fn build_engine() -> Engine {
     api_widgets::register(&mut engine);
     api_data::register(&mut engine);
     api_session::register(&mut engine);
+    api_cache::register(&mut engine);
+    api_resource::register(&mut engine);
     engine
 }

@@ -1,0 +1,21 @@
+//! The caching engine: `@cache_data` / `@cache_resource` annotations, keys, values, the
+//! process-wide registry with its policies and event log, and disk persistence.
+
+pub mod annotation;
+pub mod clock;
+pub mod events;
+pub mod key;
+pub mod persist;
+pub mod registry;
+pub mod resource;
+pub mod source;
+pub mod value;
+
+pub use annotation::{AnnotatedFn, CacheKind, CacheOptions, Spinner};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use events::{CacheEvent, EventKind, MissReason, RemovalCause};
+pub use registry::{
+    CacheRegistry, CallKey, EntryInfo, FunctionPolicy, FunctionStats, KeyPart, StoredValue,
+};
+pub use resource::ResourceHandle;
+pub use value::CachedValue;

@@ -1,0 +1,757 @@
+//! The process-wide cache registry: every cached function's entries, the compute-once
+//! bookkeeping, the ttl / LRU / memory-budget policies, counters, and the event log that the
+//! GUI panel and the CLI read. One lock guards it, held only for bookkeeping: never while
+//! user code runs, never for file I/O.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::clock::Clock;
+use super::events::{CacheEvent, EventKind, MissReason, RemovalCause};
+use super::resource::ResourceHandle;
+use super::{CacheKind, CachedValue};
+use crate::elements::Element;
+
+/// How many events the log keeps.
+const EVENT_LOG_CAPACITY: usize = 10_000;
+/// How many removed keys a function remembers (to explain a later miss).
+const TOMBSTONES_PER_FUNCTION: usize = 4096;
+
+/// What a cache entry holds.
+#[derive(Clone, Debug)]
+pub enum StoredValue {
+    /// `@cache_data`: handed out as copies.
+    Data(CachedValue),
+    /// `@cache_resource`: the one shared object.
+    Resource(ResourceHandle),
+}
+
+impl StoredValue {
+    fn size_bytes(&self) -> u64 {
+        match self {
+            Self::Data(value) => value.size_bytes(),
+            Self::Resource(handle) => handle.size_bytes(),
+        }
+    }
+
+    fn summary(&self) -> String {
+        match self {
+            Self::Data(value) => value.summary(),
+            Self::Resource(handle) => handle.summary(),
+        }
+    }
+}
+
+/// The policy of one cached function, from its annotation and code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionPolicy {
+    /// Data or resource (the deprecated `@cache` is resolved to one of them).
+    pub kind: CacheKind,
+    /// Hash of the function's code and of the code it calls.
+    pub code_hash: u128,
+    /// Time to live.
+    pub ttl: Option<Duration>,
+    /// Entry limit.
+    pub max_entries: Option<usize>,
+}
+
+/// One argument's (or widget's) part of a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPart {
+    /// The parameter name, or the widget label.
+    pub name: String,
+    /// Whether this part is a widget value.
+    pub widget: bool,
+    /// Digest of the value.
+    pub digest: u128,
+    /// A short rendering of the value, for the panel.
+    pub summary: String,
+}
+
+/// The key of one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallKey {
+    /// The full key: code, arguments, widget values.
+    pub key: u128,
+    /// The key without the code (identifies "the same arguments" across code edits).
+    pub args_key: u128,
+    /// The hashed parts, in order.
+    pub parts: Vec<KeyPart>,
+}
+
+impl CallKey {
+    /// `url="a.csv", n=5`, for the panel.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.summary))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// The first 8 hex digits of a key.
+pub fn short_key(key: u128) -> String {
+    format!("{:08x}", (key >> 96) as u32)
+}
+
+struct Entry {
+    value: StoredValue,
+    elements: Vec<Element>,
+    call: CallKey,
+    created: Duration,
+    last_hit: Option<Duration>,
+    lru_tick: u64,
+    hits: u64,
+    size: u64,
+    persisted: bool,
+}
+
+/// A computation in progress that other callers with the same key wait for.
+pub struct InFlight {
+    owner: ThreadId,
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl InFlight {
+    /// Waits until the computation ends, checking `should_stop` every few milliseconds.
+    /// Returns false when stopped before the computation ended.
+    pub fn wait(&self, should_stop: impl Fn() -> bool) -> bool {
+        let mut done = self.done.lock();
+        while !*done {
+            if should_stop() {
+                return false;
+            }
+            self.finished.wait_for(&mut done, Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn finish(&self) {
+        *self.done.lock() = true;
+        self.finished.notify_all();
+    }
+}
+
+/// What `begin` found.
+pub enum Begin {
+    /// Served from the cache: the value and the elements to replay.
+    Hit {
+        /// The stored value.
+        value: StoredValue,
+        /// Elements recorded when it was computed.
+        elements: Vec<Element>,
+    },
+    /// Another caller is computing this key: wait, then ask again.
+    Wait(Arc<InFlight>),
+    /// A miss: the caller computes, then calls `complete` or `abort`.
+    Compute(MissReason),
+}
+
+#[derive(Default)]
+struct FunctionState {
+    kind: Option<CacheKind>,
+    code_hash: Option<u128>,
+    ttl: Option<Duration>,
+    max_entries: Option<usize>,
+    entries: HashMap<u128, Entry>,
+    in_flight: HashMap<u128, Arc<InFlight>>,
+    tombstones: HashMap<u128, MissReason>,
+    tombstone_order: VecDeque<u128>,
+    last_call: Option<Vec<KeyPart>>,
+    widget_labels: HashMap<u128, Vec<String>>,
+    hits: u64,
+    misses: u64,
+    evictions: u64,
+}
+
+impl FunctionState {
+    fn remember_removal(&mut self, args_key: u128, reason: MissReason) {
+        if self.tombstones.insert(args_key, reason).is_none() {
+            self.tombstone_order.push_back(args_key);
+        }
+        while self.tombstone_order.len() > TOMBSTONES_PER_FUNCTION {
+            if let Some(old) = self.tombstone_order.pop_front() {
+                self.tombstones.remove(&old);
+            }
+        }
+    }
+
+    fn miss_reason(&self, call: &CallKey) -> MissReason {
+        if let Some(reason) = self.tombstones.get(&call.args_key) {
+            return reason.clone();
+        }
+        let Some(last) = &self.last_call else {
+            return MissReason::FirstRun;
+        };
+        let changed = |widget: bool| -> Vec<String> {
+            call.parts
+                .iter()
+                .filter(|p| p.widget == widget)
+                .filter(|p| {
+                    !last
+                        .iter()
+                        .any(|l| l.name == p.name && l.digest == p.digest)
+                })
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        let args = changed(false);
+        if !args.is_empty() {
+            return MissReason::ArgumentsChanged(args);
+        }
+        let widgets = changed(true);
+        if !widgets.is_empty() {
+            return MissReason::WidgetsChanged(widgets);
+        }
+        MissReason::FirstRun
+    }
+}
+
+#[derive(Default)]
+struct State {
+    functions: HashMap<String, FunctionState>,
+    events: VecDeque<CacheEvent>,
+    next_seq: u64,
+    tick: u64,
+    history: VecDeque<HistoryPoint>,
+}
+
+/// Cache size at one moment, for the panel's plot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistoryPoint {
+    /// When.
+    pub at: Duration,
+    /// Total bytes held.
+    pub bytes: u64,
+    /// Entries held.
+    pub entries: usize,
+    /// Whether an eviction happened at this point.
+    pub eviction: bool,
+}
+
+/// One entry, as the panel shows it.
+#[derive(Clone, Debug)]
+pub struct EntryInfo {
+    /// The function.
+    pub function: String,
+    /// Data or resource.
+    pub kind: CacheKind,
+    /// The full key.
+    pub key: u128,
+    /// Short key digest.
+    pub key_short: String,
+    /// `url="a.csv"`.
+    pub args: String,
+    /// The key parts (arguments and widgets).
+    pub parts: Vec<KeyPart>,
+    /// What the value is.
+    pub value: String,
+    /// Approximate size.
+    pub size_bytes: u64,
+    /// When it was computed.
+    pub created: Duration,
+    /// When it was last served.
+    pub last_hit: Option<Duration>,
+    /// How often it was served.
+    pub hits: u64,
+    /// Time left before it expires.
+    pub ttl_left: Option<Duration>,
+    /// Whether it is also on disk.
+    pub persisted: bool,
+}
+
+/// Counters of one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionStats {
+    /// The function.
+    pub name: String,
+    /// Data or resource.
+    pub kind: CacheKind,
+    /// Entries held.
+    pub entries: usize,
+    /// Calls served from the cache.
+    pub hits: u64,
+    /// Calls that computed.
+    pub misses: u64,
+    /// Entries removed by a policy.
+    pub evictions: u64,
+    /// Approximate bytes held.
+    pub bytes: u64,
+}
+
+/// The cache for the whole process.
+pub struct CacheRegistry {
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+    budget: Mutex<Option<u64>>,
+}
+
+impl CacheRegistry {
+    /// An empty registry reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            clock,
+            budget: Mutex::new(None),
+        }
+    }
+
+    /// Now, by the registry's clock.
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// Caps the bytes held by all entries; the least recently used go first.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        *self.budget.lock() = bytes;
+        let mut state = self.state.lock();
+        self.enforce_budget(&mut state);
+    }
+
+    /// Looks a call up. On a miss the caller owns the computation of this key until it calls
+    /// [`Self::complete`] or [`Self::abort`]; others asking meanwhile get [`Begin::Wait`].
+    pub fn begin(
+        &self,
+        function: &str,
+        policy: &FunctionPolicy,
+        call: &CallKey,
+    ) -> Result<Begin, String> {
+        let now = self.now();
+        let mut state = self.state.lock();
+        state.tick += 1;
+        let tick = state.tick;
+        self.apply_policy(&mut state, function, policy);
+        let f = state
+            .functions
+            .get_mut(function)
+            .expect("apply_policy creates it");
+        // Expired? Remove it first, so the miss says why.
+        let expired = f.entries.get(&call.key).and_then(|e| {
+            policy
+                .ttl
+                .filter(|ttl| now.saturating_sub(e.created) >= *ttl)
+        });
+        if let Some(ttl) = expired {
+            f.entries.remove(&call.key);
+            f.evictions += 1;
+            f.remember_removal(call.args_key, MissReason::Expired(ttl));
+            self.log(
+                &mut state,
+                function,
+                policy.kind,
+                call.key,
+                EventKind::Removed(RemovalCause::Expired),
+            );
+        }
+        let f = state.functions.get_mut(function).expect("still there");
+        if let Some(entry) = f.entries.get_mut(&call.key) {
+            entry.hits += 1;
+            entry.last_hit = Some(now);
+            entry.lru_tick = tick;
+            f.hits += 1;
+            f.last_call = Some(call.parts.clone());
+            let hit = Begin::Hit {
+                value: entry.value.clone(),
+                elements: entry.elements.clone(),
+            };
+            self.log(&mut state, function, policy.kind, call.key, EventKind::Hit);
+            return Ok(hit);
+        }
+        if let Some(flight) = f.in_flight.get(&call.key) {
+            if flight.owner == std::thread::current().id() {
+                return Err(format!(
+                    "`{function}` called itself with the same arguments while computing them; a cached function cannot wait for its own result"
+                ));
+            }
+            return Ok(Begin::Wait(flight.clone()));
+        }
+        let reason = f.miss_reason(call);
+        f.misses += 1;
+        f.last_call = Some(call.parts.clone());
+        f.in_flight.insert(
+            call.key,
+            Arc::new(InFlight {
+                owner: std::thread::current().id(),
+                done: Mutex::new(false),
+                finished: Condvar::new(),
+            }),
+        );
+        self.log(
+            &mut state,
+            function,
+            policy.kind,
+            call.key,
+            EventKind::Miss(reason.clone()),
+        );
+        Ok(Begin::Compute(reason))
+    }
+
+    /// Stores a computed value and wakes those waiting for it.
+    pub fn complete(
+        &self,
+        function: &str,
+        policy: &FunctionPolicy,
+        call: &CallKey,
+        value: StoredValue,
+        elements: Vec<Element>,
+        persisted: bool,
+    ) {
+        let now = self.now();
+        let mut state = self.state.lock();
+        state.tick += 1;
+        let tick = state.tick;
+        self.apply_policy(&mut state, function, policy);
+        let f = state
+            .functions
+            .get_mut(function)
+            .expect("apply_policy creates it");
+        let size = value.size_bytes()
+            + elements
+                .iter()
+                .map(|e| {
+                    e.text.len() as u64 + e.frame().map_or(0, |fr| fr.0.estimated_size() as u64)
+                })
+                .sum::<u64>();
+        f.entries.insert(
+            call.key,
+            Entry {
+                value,
+                elements,
+                call: call.clone(),
+                created: now,
+                last_hit: None,
+                lru_tick: tick,
+                hits: 0,
+                size,
+                persisted,
+            },
+        );
+        f.tombstones.remove(&call.args_key);
+        if let Some(flight) = f.in_flight.remove(&call.key) {
+            flight.finish();
+        }
+        self.log(
+            &mut state,
+            function,
+            policy.kind,
+            call.key,
+            EventKind::Inserted,
+        );
+        // max_entries: drop the least recently used of this function.
+        if let Some(max) = policy.max_entries {
+            loop {
+                let f = state.functions.get_mut(function).expect("still there");
+                if f.entries.len() <= max {
+                    break;
+                }
+                let Some((&victim, _)) = f.entries.iter().min_by_key(|(_, e)| e.lru_tick) else {
+                    break;
+                };
+                self.remove_locked(&mut state, function, victim, RemovalCause::MaxEntries);
+            }
+        }
+        self.enforce_budget(&mut state);
+        Self::record_history(&mut state, now, false);
+    }
+
+    /// Gives up a computation that failed: nothing is stored, and waiters try again.
+    pub fn abort(&self, function: &str, key: u128) {
+        let mut state = self.state.lock();
+        if let Some(f) = state.functions.get_mut(function)
+            && let Some(flight) = f.in_flight.remove(&key)
+        {
+            flight.finish();
+        }
+    }
+
+    /// Removes one entry for `cause` (e.g. `validate` said no, or the panel's clear button).
+    pub fn remove(&self, function: &str, key: u128, cause: RemovalCause) -> bool {
+        let mut state = self.state.lock();
+        let removed = self.remove_locked(&mut state, function, key, cause);
+        let now = self.now();
+        Self::record_history(&mut state, now, removed);
+        removed
+    }
+
+    /// Removes every entry of a function; returns how many.
+    pub fn clear_function(&self, function: &str) -> usize {
+        self.clear_where(|name, _| name == function)
+    }
+
+    /// Removes every entry of one kind; returns how many.
+    pub fn clear_kind(&self, kind: CacheKind) -> usize {
+        self.clear_where(|_, k| k == Some(kind))
+    }
+
+    /// Removes everything; returns how many entries.
+    pub fn clear_all(&self) -> usize {
+        self.clear_where(|_, _| true)
+    }
+
+    fn clear_where(&self, matches: impl Fn(&str, Option<CacheKind>) -> bool) -> usize {
+        let mut state = self.state.lock();
+        let victims: Vec<(String, u128)> = state
+            .functions
+            .iter()
+            .filter(|(name, f)| matches(name, f.kind))
+            .flat_map(|(name, f)| f.entries.keys().map(move |k| (name.clone(), *k)))
+            .collect();
+        for (function, key) in &victims {
+            self.remove_locked(&mut state, function, *key, RemovalCause::Cleared);
+        }
+        let now = self.now();
+        Self::record_history(&mut state, now, !victims.is_empty());
+        victims.len()
+    }
+
+    /// Removes every expired entry now (so the panel shows them leaving on time).
+    pub fn sweep_expired(&self) -> usize {
+        let now = self.now();
+        let mut state = self.state.lock();
+        let victims: Vec<(String, u128)> = state
+            .functions
+            .iter()
+            .flat_map(|(name, f)| {
+                f.entries
+                    .iter()
+                    .filter(move |(_, e)| {
+                        f.ttl
+                            .is_some_and(|ttl| now.saturating_sub(e.created) >= ttl)
+                    })
+                    .map(move |(k, _)| (name.clone(), *k))
+            })
+            .collect();
+        for (function, key) in &victims {
+            self.remove_locked(&mut state, function, *key, RemovalCause::Expired);
+        }
+        if !victims.is_empty() {
+            Self::record_history(&mut state, now, true);
+        }
+        victims.len()
+    }
+
+    /// Widget labels a function with `experimental_allow_widgets` read for these arguments.
+    pub fn widget_labels(&self, function: &str, args_key: u128) -> Option<Vec<String>> {
+        let state = self.state.lock();
+        state
+            .functions
+            .get(function)?
+            .widget_labels
+            .get(&args_key)
+            .cloned()
+    }
+
+    /// Records which widgets a function read for these arguments.
+    pub fn set_widget_labels(&self, function: &str, args_key: u128, labels: Vec<String>) {
+        let mut state = self.state.lock();
+        state
+            .functions
+            .entry(function.to_string())
+            .or_default()
+            .widget_labels
+            .insert(args_key, labels);
+    }
+
+    /// Marks an entry as written to disk.
+    pub fn mark_persisted(&self, function: &str, key: u128) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state
+            .functions
+            .get_mut(function)
+            .and_then(|f| f.entries.get_mut(&key))
+        {
+            entry.persisted = true;
+        }
+    }
+
+    /// Every entry, for the panel.
+    pub fn entries(&self) -> Vec<EntryInfo> {
+        let now = self.now();
+        let state = self.state.lock();
+        let mut out: Vec<EntryInfo> = state
+            .functions
+            .iter()
+            .flat_map(|(name, f)| {
+                f.entries.iter().map(move |(key, e)| EntryInfo {
+                    function: name.clone(),
+                    kind: f.kind.unwrap_or(CacheKind::Data),
+                    key: *key,
+                    key_short: short_key(*key),
+                    args: e.call.summary(),
+                    parts: e.call.parts.clone(),
+                    value: e.value.summary(),
+                    size_bytes: e.size,
+                    created: e.created,
+                    last_hit: e.last_hit,
+                    hits: e.hits,
+                    ttl_left: f
+                        .ttl
+                        .map(|ttl| ttl.saturating_sub(now.saturating_sub(e.created))),
+                    persisted: e.persisted,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.function.cmp(&b.function).then(a.created.cmp(&b.created)));
+        out
+    }
+
+    /// Counters per function, sorted by name.
+    pub fn stats(&self) -> Vec<FunctionStats> {
+        let state = self.state.lock();
+        let mut out: Vec<FunctionStats> = state
+            .functions
+            .iter()
+            .map(|(name, f)| FunctionStats {
+                name: name.clone(),
+                kind: f.kind.unwrap_or(CacheKind::Data),
+                entries: f.entries.len(),
+                hits: f.hits,
+                misses: f.misses,
+                evictions: f.evictions,
+                bytes: f.entries.values().map(|e| e.size).sum(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Events with a sequence number of `since` or more.
+    pub fn events_since(&self, since: u64) -> Vec<CacheEvent> {
+        let state = self.state.lock();
+        state
+            .events
+            .iter()
+            .filter(|e| e.seq >= since)
+            .cloned()
+            .collect()
+    }
+
+    /// Size over time, for the panel's plot.
+    pub fn history(&self) -> Vec<HistoryPoint> {
+        self.state.lock().history.iter().copied().collect()
+    }
+
+    fn apply_policy(&self, state: &mut State, function: &str, policy: &FunctionPolicy) {
+        let f = state.functions.entry(function.to_string()).or_default();
+        f.kind = Some(policy.kind);
+        f.ttl = policy.ttl;
+        f.max_entries = policy.max_entries;
+        if f.code_hash == Some(policy.code_hash) {
+            return;
+        }
+        let changed = f.code_hash.is_some();
+        f.code_hash = Some(policy.code_hash);
+        if !changed {
+            return;
+        }
+        // Old entries are unreachable now: evict them, and remember why for their arguments.
+        let victims: Vec<u128> = f.entries.keys().copied().collect();
+        for key in victims {
+            self.remove_locked(state, function, key, RemovalCause::CodeChanged);
+        }
+        let f = state.functions.get_mut(function).expect("created above");
+        f.widget_labels.clear();
+    }
+
+    fn remove_locked(
+        &self,
+        state: &mut State,
+        function: &str,
+        key: u128,
+        cause: RemovalCause,
+    ) -> bool {
+        let Some(f) = state.functions.get_mut(function) else {
+            return false;
+        };
+        let Some(entry) = f.entries.remove(&key) else {
+            return false;
+        };
+        if cause.was_evicted() {
+            f.evictions += 1;
+        }
+        let reason = match cause {
+            RemovalCause::CodeChanged => MissReason::CodeChanged,
+            RemovalCause::Expired => MissReason::Expired(f.ttl.unwrap_or_default()),
+            other => MissReason::Removed(other),
+        };
+        f.remember_removal(entry.call.args_key, reason);
+        let kind = f.kind.unwrap_or(CacheKind::Data);
+        self.log(state, function, kind, key, EventKind::Removed(cause));
+        true
+    }
+
+    fn enforce_budget(&self, state: &mut State) {
+        let Some(budget) = *self.budget.lock() else {
+            return;
+        };
+        loop {
+            let total: u64 = state
+                .functions
+                .values()
+                .flat_map(|f| f.entries.values())
+                .map(|e| e.size)
+                .sum();
+            if total <= budget {
+                break;
+            }
+            let victim = state
+                .functions
+                .iter()
+                .flat_map(|(name, f)| {
+                    f.entries
+                        .iter()
+                        .map(move |(k, e)| (e.lru_tick, name.clone(), *k))
+                })
+                .min();
+            let Some((_, function, key)) = victim else {
+                break;
+            };
+            self.remove_locked(state, &function, key, RemovalCause::MemoryBudget);
+        }
+    }
+
+    fn log(&self, state: &mut State, function: &str, kind: CacheKind, key: u128, event: EventKind) {
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let eviction = matches!(event, EventKind::Removed(_));
+        state.events.push_back(CacheEvent {
+            seq,
+            at: self.clock.now(),
+            function: function.to_string(),
+            kind,
+            key: short_key(key),
+            event,
+        });
+        while state.events.len() > EVENT_LOG_CAPACITY {
+            state.events.pop_front();
+        }
+        if eviction {
+            let now = self.clock.now();
+            Self::record_history(state, now, true);
+        }
+    }
+
+    fn record_history(state: &mut State, at: Duration, eviction: bool) {
+        let (bytes, entries) = state
+            .functions
+            .values()
+            .flat_map(|f| f.entries.values())
+            .fold((0u64, 0usize), |(b, n), e| (b + e.size, n + 1));
+        state.history.push_back(HistoryPoint {
+            at,
+            bytes,
+            entries,
+            eviction,
+        });
+        while state.history.len() > EVENT_LOG_CAPACITY {
+            state.history.pop_front();
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! The glue between Rhai and the cache: `__cellar_cached(name, args)` (what annotated
+//! functions' wrappers call) and the clear functions.
+//!
+//! No lock is held while user code runs: the registry is asked, released, the function
+//! computes, and the registry is told the result.
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext, Position};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::context::{self, CachedFnSpec, CallOutcome, CallTrace, ComputingFrame, emit, with};
+use super::{ScriptResult, script_error};
+use crate::cache::persist::{self, ReadError};
+use crate::cache::registry::{Begin, CacheRegistry};
+use crate::cache::{
+    CacheKind, CachedValue, CallKey, FunctionPolicy, KeyPart, MissReason, RemovalCause,
+    ResourceHandle, Spinner, StoredValue, key,
+};
+use crate::elements::{Element, ElementKind};
+
+pub(super) fn register(engine: &mut Engine) {
+    engine.register_fn("__cellar_cached", cached_call);
+    engine.register_fn("cache_data_clear", || {
+        clear(|r| r.clear_kind(CacheKind::Data), |_| true)
+    });
+    engine.register_fn("cache_resource_clear", || {
+        clear(|r| r.clear_kind(CacheKind::Resource), |_| false)
+    });
+    engine.register_fn("cache_clear", |name: &str| -> ScriptResult<()> {
+        let known = with(|ctx| ctx.functions.contains_key(name)).unwrap_or(false);
+        if !known {
+            let names = with(|ctx| {
+                let mut names: Vec<String> = ctx.functions.keys().cloned().collect();
+                names.sort();
+                names
+            })
+            .unwrap_or_default();
+            return Err(script_error(format!(
+                "cache_clear: no cached fn `{name}` in this notebook (cached functions: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        clear(|r| r.clear_function(name), |f| f == name);
+        Ok(())
+    });
+}
+
+/// Clears entries in the registry and the persisted files of the functions `files_of` picks.
+fn clear(in_memory: impl FnOnce(&CacheRegistry) -> usize, files_of: impl Fn(&str) -> bool) {
+    let Some((registry, dir, functions)) = with(|ctx| {
+        (
+            ctx.cache.clone(),
+            ctx.persist_dir.clone(),
+            ctx.functions.clone(),
+        )
+    }) else {
+        return;
+    };
+    let _removed = in_memory(&registry);
+    if let Some(dir) = dir {
+        for (name, spec) in functions.iter() {
+            if spec.annotated.options.persist && files_of(name) {
+                persist::remove_function_files(&dir, name, None);
+            }
+        }
+    }
+}
+
+/// A short rendering of an argument for the panel.
+fn summarize(value: &Dynamic) -> String {
+    match CachedValue::from_dynamic(value) {
+        Ok(CachedValue::Str(s)) if s.chars().count() <= 40 => format!("{s:?}"),
+        Ok(data) => data.summary(),
+        Err(not_data) => not_data.type_name,
+    }
+}
+
+fn hash_parts(seed: u128, parts: &[KeyPart]) -> u128 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&seed.to_le_bytes());
+    for part in parts {
+        hasher.update(part.name.as_bytes());
+        hasher.update(&[part.widget as u8]);
+        hasher.update(&part.digest.to_le_bytes());
+    }
+    hasher.digest128()
+}
+
+fn name_seed(name: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(name.as_bytes())
+}
+
+/// Builds the key of a call: arguments (minus `_`-prefixed ones), then the values of the
+/// widgets this function read last time (with `experimental_allow_widgets`).
+fn call_key(
+    spec: &CachedFnSpec,
+    args: &Array,
+    registry: &CacheRegistry,
+    widget_labels: Option<Vec<String>>,
+) -> ScriptResult<CallKey> {
+    let name = &spec.annotated.name;
+    let mut parts = Vec::with_capacity(args.len());
+    for (param, arg) in spec.annotated.params.iter().zip(args) {
+        if param.starts_with('_') {
+            continue;
+        }
+        let digest = key::digest(arg).map_err(|u| {
+            script_error(format!(
+                "cannot hash argument `{param}` of `{name}`: it is a {}. Rename the parameter to `_{param}` to leave it out of the cache key",
+                u.type_name
+            ))
+        })?;
+        parts.push(KeyPart {
+            name: param.clone(),
+            widget: false,
+            digest,
+            summary: summarize(arg),
+        });
+    }
+    let args_key = hash_parts(name_seed(name), &parts);
+    let labels = widget_labels.or_else(|| {
+        spec.annotated
+            .options
+            .allow_widgets
+            .then(|| registry.widget_labels(name, args_key))
+            .flatten()
+    });
+    for label in labels.unwrap_or_default() {
+        let value = with(|ctx| ctx.widgets.get(&label).cloned()).flatten();
+        let text = value
+            .as_ref()
+            .map_or_else(|| "default".to_string(), |v| v.to_string());
+        parts.push(KeyPart {
+            name: label,
+            widget: true,
+            digest: xxhash_rust::xxh3::xxh3_128(format!("{value:?}").as_bytes()),
+            summary: text,
+        });
+    }
+    Ok(CallKey {
+        key: hash_parts(spec.code_hash, &parts),
+        args_key,
+        parts,
+    })
+}
+
+fn policy(spec: &CachedFnSpec, kind: CacheKind) -> FunctionPolicy {
+    FunctionPolicy {
+        kind,
+        code_hash: spec.code_hash,
+        ttl: spec.annotated.options.ttl,
+        max_entries: spec.annotated.options.max_entries,
+    }
+}
+
+/// The kind a function's entries are stored as.
+fn storage_kind(spec: &CachedFnSpec) -> CacheKind {
+    match spec.annotated.kind {
+        CacheKind::Resource => CacheKind::Resource,
+        CacheKind::Legacy if spec.annotated.options.allow_output_mutation => CacheKind::Resource,
+        _ => CacheKind::Data,
+    }
+}
+
+fn trace(function: &str, outcome: CallOutcome) {
+    with(|ctx| {
+        ctx.calls.push(CallTrace {
+            function: function.to_string(),
+            outcome,
+        })
+    });
+}
+
+fn replay(elements: &[Element]) {
+    with(|ctx| ctx.elements.extend(elements.iter().cloned()));
+}
+
+fn stopped() -> Box<EvalAltResult> {
+    let reason = context::stop_reason().unwrap_or_else(|| "stopped".to_string());
+    Box::new(EvalAltResult::ErrorTerminated(
+        reason.into(),
+        Position::NONE,
+    ))
+}
+
+/// What a value is served as.
+fn serve(value: &StoredValue) -> Dynamic {
+    match value {
+        StoredValue::Data(data) => data.to_dynamic(),
+        StoredValue::Resource(handle) => Dynamic::from(handle.clone()),
+    }
+}
+
+/// The deprecated `@cache`: warn once per run, naming the annotation that fits the value.
+fn legacy_warning(spec: &CachedFnSpec, value: &StoredValue) {
+    if spec.annotated.kind != CacheKind::Legacy {
+        return;
+    }
+    let name = &spec.annotated.name;
+    let first = with(|ctx| ctx.warned.insert(name.clone())).unwrap_or(false);
+    if !first {
+        return;
+    }
+    let advice = match value {
+        StoredValue::Data(data) => format!(
+            "use @cache_data: `{name}` returns data ({}), served as a copy on every call",
+            data.summary()
+        ),
+        StoredValue::Resource(handle) => format!(
+            "use @cache_resource: `{name}` returns a shared object ({}) that callers may mutate",
+            handle.summary()
+        ),
+    };
+    emit(Element::text(
+        ElementKind::Warning,
+        format!("@cache is deprecated; {advice}"),
+    ));
+}
+
+fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<Dynamic> {
+    let found = with(|c| {
+        (
+            c.functions.get(name).cloned(),
+            c.cache.clone(),
+            c.persist_dir.clone(),
+        )
+    });
+    let Some((Some(spec), registry, persist_dir)) = found else {
+        return Err(script_error(format!(
+            "`{name}` is not a cached function of this notebook"
+        )));
+    };
+    let kind = storage_kind(&spec);
+    let policy = policy(&spec, kind);
+    let mut call = call_key(&spec, &args, &registry, None)?;
+    let options = &spec.annotated.options;
+
+    let reason = loop {
+        match registry.begin(name, &policy, &call).map_err(script_error)? {
+            Begin::Hit { value, elements } => {
+                if let (StoredValue::Resource(handle), Some(validate)) = (&value, &options.validate)
+                {
+                    let valid = ctx
+                        .call_fn::<bool>(validate, (Dynamic::from(handle.clone()),))
+                        .map_err(|e| {
+                            script_error(format!(
+                                "validate fn `{validate}` of `{name}` must take the value and return true or false: {e}"
+                            ))
+                        })?;
+                    if !valid {
+                        registry.remove(name, call.key, RemovalCause::ValidateFailed);
+                        continue;
+                    }
+                }
+                replay(&elements);
+                legacy_warning(&spec, &value);
+                trace(name, CallOutcome::Hit);
+                return Ok(serve(&value));
+            }
+            Begin::Wait(flight) => {
+                if !flight.wait(|| context::stop_reason().is_some()) {
+                    return Err(stopped());
+                }
+            }
+            Begin::Compute(reason) => break reason,
+        }
+    };
+    let mut reason = reason;
+
+    // A persisted entry from an earlier process?
+    let disk_path = persist_dir
+        .as_ref()
+        .filter(|_| options.persist && kind == CacheKind::Data)
+        .map(|dir| persist::entry_path(dir, name, spec.code_hash, call.key));
+    if let (Some(dir), MissReason::CodeChanged) = (&persist_dir, &reason)
+        && options.persist
+    {
+        persist::remove_function_files(dir, name, Some(spec.code_hash));
+    }
+    if let Some(path) = &disk_path {
+        match persist::read(path) {
+            Ok(entry) => {
+                let age = registry.now().saturating_sub(entry.created);
+                match options.ttl {
+                    Some(ttl) if age >= ttl => {
+                        let _ = std::fs::remove_file(path);
+                        reason = MissReason::Expired(ttl);
+                    }
+                    _ => {
+                        let value = StoredValue::Data(entry.value);
+                        registry.complete(
+                            name,
+                            &policy,
+                            &call,
+                            value.clone(),
+                            entry.elements.clone(),
+                            true,
+                        );
+                        replay(&entry.elements);
+                        trace(name, CallOutcome::DiskHit);
+                        return Ok(serve(&value));
+                    }
+                }
+            }
+            Err(ReadError::Missing) => {}
+            Err(ReadError::Corrupt(problem)) => {
+                let _ = std::fs::remove_file(path);
+                emit(Element::text(
+                    ElementKind::Warning,
+                    format!(
+                        "dropped the cache file {} ({problem}); recomputing `{name}`",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Compute. The spinner is shown, not recorded: a hit shows no spinner.
+    match &options.show_spinner {
+        Spinner::Off => {}
+        Spinner::Default => emit(Element::text(
+            ElementKind::Spinner,
+            format!("Running `{name}(...)`."),
+        )),
+        Spinner::Text(text) => emit(Element::text(ElementKind::Spinner, text.clone())),
+    }
+    let start = with(|c| {
+        c.computing.push(ComputingFrame {
+            function: name.to_string(),
+            allow_widgets: options.allow_widgets,
+            widgets_read: Vec::new(),
+        });
+        c.elements.len()
+    })
+    .unwrap_or(0);
+    let mut call_args = args;
+    let mut refs: Vec<&mut Dynamic> = call_args.iter_mut().collect();
+    let result = ctx.call_fn_raw(&spec.impl_name, false, false, &mut refs);
+    drop(refs);
+    let (recorded, widgets_read) = with(|c| {
+        let frame = c.computing.pop();
+        let recorded: Vec<Element> = c.elements[start.min(c.elements.len())..]
+            .iter()
+            .filter(|e| e.kind != ElementKind::Spinner)
+            .cloned()
+            .collect();
+        (recorded, frame.map(|f| f.widgets_read).unwrap_or_default())
+    })
+    .unwrap_or_default();
+    let returned = match result {
+        Ok(value) => value,
+        Err(err) => {
+            registry.abort(name, call.key);
+            return Err(err);
+        }
+    };
+    let stored = match kind {
+        CacheKind::Resource => {
+            StoredValue::Resource(match returned.read_lock::<ResourceHandle>() {
+                Some(handle) => handle.clone(),
+                None => ResourceHandle::new(name, returned.clone()),
+            })
+        }
+        _ => match CachedValue::from_dynamic(&returned) {
+            Ok(data) => StoredValue::Data(data),
+            // The deprecated @cache stored anything; keep it working as a shared object.
+            Err(_) if spec.annotated.kind == CacheKind::Legacy => {
+                StoredValue::Resource(ResourceHandle::new(name, returned.clone()))
+            }
+            Err(not_data) => {
+                registry.abort(name, call.key);
+                return Err(script_error(format!(
+                    "`{name}` returned a {}, which @cache_data cannot store: it keeps only data (numbers, strings, arrays, maps, DataFrames) and hands out copies. Use @cache_resource for connections, models and other shared objects",
+                    not_data.type_name
+                )));
+            }
+        },
+    };
+    // Widgets read inside the function are part of its key from now on.
+    if options.allow_widgets && !widgets_read.is_empty() {
+        let old_key = call.key;
+        registry.set_widget_labels(name, call.args_key, widgets_read.clone());
+        call = call_key(&spec, &call_args, &registry, Some(widgets_read))?;
+        if call.key != old_key {
+            registry.abort(name, old_key);
+        }
+    }
+    let persisted_ok = disk_path.is_some()
+        && persist::can_persist(&recorded)
+        && matches!(stored, StoredValue::Data(_));
+    registry.complete(
+        name,
+        &policy,
+        &call,
+        stored.clone(),
+        recorded.clone(),
+        false,
+    );
+    if persisted_ok && let (Some(dir), StoredValue::Data(data)) = (&persist_dir, &stored) {
+        let path = persist::entry_path(dir, name, spec.code_hash, call.key);
+        match persist::write(&path, registry.now(), data, &recorded) {
+            Ok(()) => registry.mark_persisted(name, call.key),
+            Err(err) => emit(Element::text(
+                ElementKind::Warning,
+                format!(
+                    "could not write the cache file {} ({err}); `{name}` stays cached in memory only. Pass --cache-dir DIR or set CELLAR_CACHE_DIR to a writable folder",
+                    path.display()
+                ),
+            )),
+        }
+    }
+    legacy_warning(&spec, &stored);
+    trace(name, CallOutcome::Miss(reason));
+    Ok(match stored {
+        // The caller gets the value it computed; the cache keeps its own copy.
+        StoredValue::Data(_) => returned,
+        StoredValue::Resource(handle) => Dynamic::from(handle),
+    })
+}
