@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cellar_engine::cache::{CacheKind, CacheRegistry, FunctionStats, SystemClock};
 use cellar_engine::{Element, Notebook, Payload, RunOptions, Runtime, Session, WidgetValue};
 use clap::{Parser, Subcommand, ValueEnum};
 use parking_lot::Mutex;
@@ -70,6 +71,9 @@ pub struct RunArgs {
     /// Run the sessions at the same time, each on its own thread.
     #[arg(long)]
     pub parallel: bool,
+    /// Print, for every cached call, whether it hit or missed and why.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 fn parse_set(raw: &str) -> Result<(String, String), String> {
@@ -84,8 +88,7 @@ fn parse_set(raw: &str) -> Result<(String, String), String> {
 /// The cache folder: `--cache-dir`, else `$CELLAR_CACHE_DIR`, else the platform cache dir.
 pub fn cache_dir(flag: Option<&Path>) -> Option<PathBuf> {
     flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("CELLAR_CACHE_DIR").map(PathBuf::from))
-        .or_else(|| dirs::cache_dir().map(|d| d.join("cellar")))
+        .or_else(cellar_engine::default_cache_dir)
 }
 
 /// Runs `cellar run` and returns the exit code: 0 ok, 1 a cell failed, 2 bad usage.
@@ -111,15 +114,17 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let printer = Printer::new(args.format);
-    if let Some(dir) = cache_dir(args.cache_dir.as_deref())
-        && let Err(err) = std::fs::create_dir_all(&dir)
+    let mut dir = cache_dir(args.cache_dir.as_deref());
+    if let Some(path) = &dir
+        && let Err(err) = std::fs::create_dir_all(path)
     {
         printer.warning(&format!(
             "cache dir {} cannot be created ({err}); persisted entries stay in memory. Pass --cache-dir DIR or set CELLAR_CACHE_DIR",
-            dir.display()
+            path.display()
         ));
+        dir = None;
     }
-    let runtime = Runtime::new();
+    let runtime = Runtime::with_cache(Arc::new(CacheRegistry::new(Arc::new(SystemClock))), dir);
     let options = RunOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
         notebook_dir: args.notebook.parent().map(Path::to_path_buf),
@@ -142,7 +147,15 @@ pub fn run(args: RunArgs) -> ExitCode {
             for element in &cell.elements {
                 printer.element(&name, run, cell.index, &cell.title, element);
             }
+            if args.explain {
+                for call in &cell.cache_calls {
+                    printer.explain(&name, run, cell.index, &cell.title, &call.to_string());
+                }
+            }
         });
+        if args.format == Format::Json {
+            printer.line(&cache_stats_line(&name, run, &runtime.cache().stats()).to_string());
+        }
         if report.failed() {
             *failed.lock() = true;
         }
@@ -199,6 +212,21 @@ impl Printer {
             Format::Json => {
                 self.line(&serde_json::json!({"kind": "warning", "text": text}).to_string())
             }
+        }
+    }
+
+    fn explain(&self, session: &str, run: u32, cell: usize, title: &str, text: &str) {
+        match self.format {
+            Format::Text => self.line(&format!(
+                "[{session} run {run}] cell {cell} explain: {text}"
+            )),
+            Format::Json => self.line(
+                &serde_json::json!({
+                    "session": session, "run": run, "cell": cell, "title": title,
+                    "kind": "explain", "text": text,
+                })
+                .to_string(),
+            ),
         }
     }
 
@@ -263,6 +291,51 @@ pub fn json_line(
         line.extend(extra.clone());
     }
     line
+}
+
+/// The `cache_stats` line printed after each run: totals and one object per function.
+pub fn cache_stats_line(session: &str, run: u32, stats: &[FunctionStats]) -> serde_json::Value {
+    let functions: serde_json::Map<String, serde_json::Value> = stats
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                serde_json::json!({
+                    "kind": kind_name(f.kind),
+                    "entries": f.entries,
+                    "hits": f.hits,
+                    "misses": f.misses,
+                    "evictions": f.evictions,
+                    "bytes": f.bytes,
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "session": session,
+        "run": run,
+        "kind": "cache_stats",
+        "text": format!(
+            "{} entries, {} hits, {} misses, {} bytes",
+            stats.iter().map(|f| f.entries).sum::<usize>(),
+            stats.iter().map(|f| f.hits).sum::<u64>(),
+            stats.iter().map(|f| f.misses).sum::<u64>(),
+            stats.iter().map(|f| f.bytes).sum::<u64>(),
+        ),
+        "entries": stats.iter().map(|f| f.entries).sum::<usize>(),
+        "hits": stats.iter().map(|f| f.hits).sum::<u64>(),
+        "misses": stats.iter().map(|f| f.misses).sum::<u64>(),
+        "bytes": stats.iter().map(|f| f.bytes).sum::<u64>(),
+        "functions": functions,
+    })
+}
+
+/// `data`, `resource` or `cell`.
+pub fn kind_name(kind: CacheKind) -> &'static str {
+    match kind {
+        CacheKind::Data | CacheKind::Legacy => "data",
+        CacheKind::Resource => "resource",
+    }
 }
 
 fn widget_json(value: &WidgetValue) -> serde_json::Value {

@@ -27,9 +27,14 @@ pub fn run_once(text: &str) -> RunReport {
     run_in(&Runtime::new(), text, &mut Session::new("A"))
 }
 
-/// The texts of all elements of a run, in order.
+/// The texts of all elements of a run, in order (spinners, which are shown only while a
+/// cached function computes, are left out).
 pub fn texts(report: &RunReport) -> Vec<String> {
-    report.elements().map(|(_, e)| e.text.clone()).collect()
+    report
+        .elements()
+        .filter(|(_, e)| e.kind != cellar_engine::ElementKind::Spinner)
+        .map(|(_, e)| e.text.clone())
+        .collect()
 }
 
 /// The elements of a run with their cell index.
@@ -47,4 +52,80 @@ pub fn capturing_log() -> (RunOptions, Arc<Mutex<Vec<String>>>) {
         ..RunOptions::default()
     };
     (options, lines)
+}
+
+use cellar_engine::cache::{CacheRegistry, ManualClock};
+use cellar_engine::{CallOutcome, WidgetValue};
+
+/// A runtime with a clock the test moves, and named sessions.
+pub struct Harness {
+    /// The runtime (one cache for all sessions).
+    pub runtime: Runtime,
+    /// The cache's clock.
+    pub clock: ManualClock,
+    sessions: std::collections::HashMap<String, Session>,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl Harness {
+    /// A harness; `persist_dir` is where `persist = "disk"` writes (none: off).
+    pub fn new(persist_dir: Option<std::path::PathBuf>) -> Self {
+        let clock = ManualClock::new();
+        let cache = Arc::new(CacheRegistry::new(Arc::new(clock.clone())));
+        Self {
+            runtime: Runtime::with_cache(cache, persist_dir),
+            clock,
+            sessions: Default::default(),
+        }
+    }
+
+    /// Runs `text` once in the session called `session` (created on first use).
+    pub fn run(&mut self, session: &str, text: &str) -> RunReport {
+        let session = self
+            .sessions
+            .entry(session.to_string())
+            .or_insert_with(|| Session::new(session));
+        run_in(&self.runtime, text, session)
+    }
+
+    /// Sets a widget value in a session.
+    pub fn set_widget(&mut self, session: &str, label: &str, value: WidgetValue) {
+        self.sessions
+            .entry(session.to_string())
+            .or_insert_with(|| Session::new(session))
+            .set_widget(label, value);
+    }
+}
+
+/// How the cached calls of a run went, as `function: hit` / `function: miss (reason)`.
+pub fn calls(report: &RunReport) -> Vec<String> {
+    report
+        .cells
+        .iter()
+        .flat_map(|c| c.cache_calls.iter().map(|t| t.to_string()))
+        .collect()
+}
+
+/// How many calls of `function` computed in this run.
+pub fn misses(report: &RunReport, function: &str) -> usize {
+    report
+        .cells
+        .iter()
+        .flat_map(|c| &c.cache_calls)
+        .filter(|t| t.function == function && matches!(t.outcome, CallOutcome::Miss(_)))
+        .count()
+}
+
+/// The error messages of a run.
+pub fn errors(report: &RunReport) -> Vec<String> {
+    report
+        .cells
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|e| e.message.clone()))
+        .collect()
 }

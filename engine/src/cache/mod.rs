@@ -16,6 +16,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{CacheEvent, EventKind, MissReason, RemovalCause};
 pub use registry::{
     CacheRegistry, CallKey, EntryInfo, FunctionPolicy, FunctionStats, KeyPart, StoredValue,
+    WidgetRead,
 };
 pub use resource::ResourceHandle;
 pub use value::CachedValue;

@@ -95,6 +95,16 @@ impl CallKey {
     }
 }
 
+/// A widget read inside a cached function: its label, and the value it had when nothing
+/// was set from outside (its default), so "unset" and "set to the default" share an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WidgetRead {
+    /// The widget's label.
+    pub label: String,
+    /// Its value when unset, as text, if seen.
+    pub default: Option<String>,
+}
+
 /// The first 8 hex digits of a key.
 pub fn short_key(key: u128) -> String {
     format!("{:08x}", (key >> 96) as u32)
@@ -165,7 +175,7 @@ struct FunctionState {
     tombstones: HashMap<u128, MissReason>,
     tombstone_order: VecDeque<u128>,
     last_call: Option<Vec<KeyPart>>,
-    widget_labels: HashMap<u128, Vec<String>>,
+    widget_labels: HashMap<u128, Vec<WidgetRead>>,
     hits: u64,
     misses: u64,
     evictions: u64,
@@ -537,8 +547,8 @@ impl CacheRegistry {
         victims.len()
     }
 
-    /// Widget labels a function with `experimental_allow_widgets` read for these arguments.
-    pub fn widget_labels(&self, function: &str, args_key: u128) -> Option<Vec<String>> {
+    /// Widgets a function with `experimental_allow_widgets` read for these arguments.
+    pub fn widget_labels(&self, function: &str, args_key: u128) -> Option<Vec<WidgetRead>> {
         let state = self.state.lock();
         state
             .functions
@@ -549,7 +559,7 @@ impl CacheRegistry {
     }
 
     /// Records which widgets a function read for these arguments.
-    pub fn set_widget_labels(&self, function: &str, args_key: u128, labels: Vec<String>) {
+    pub fn set_widget_labels(&self, function: &str, args_key: u128, labels: Vec<WidgetRead>) {
         let mut state = self.state.lock();
         state
             .functions

@@ -13,7 +13,7 @@ use crate::cache::persist::{self, ReadError};
 use crate::cache::registry::{Begin, CacheRegistry};
 use crate::cache::{
     CacheKind, CachedValue, CallKey, FunctionPolicy, KeyPart, MissReason, RemovalCause,
-    ResourceHandle, Spinner, StoredValue, key,
+    ResourceHandle, Spinner, StoredValue, WidgetRead, key,
 };
 use crate::elements::{Element, ElementKind};
 
@@ -99,7 +99,7 @@ fn call_key(
     spec: &CachedFnSpec,
     args: &Array,
     registry: &CacheRegistry,
-    widget_labels: Option<Vec<String>>,
+    widget_labels: Option<Vec<WidgetRead>>,
 ) -> ScriptResult<CallKey> {
     let name = &spec.annotated.name;
     let mut parts = Vec::with_capacity(args.len());
@@ -128,22 +128,32 @@ fn call_key(
             .then(|| registry.widget_labels(name, args_key))
             .flatten()
     });
-    for label in labels.unwrap_or_default() {
-        let value = with(|ctx| ctx.widgets.get(&label).cloned()).flatten();
-        let text = value
-            .as_ref()
-            .map_or_else(|| "default".to_string(), |v| v.to_string());
+    for read in labels.unwrap_or_default() {
+        // The value the widget will return: the one set from outside, else its default.
+        let set = with(|ctx| ctx.widgets.get(&read.label).map(|v| format!("{v:?}"))).flatten();
+        let effective = set.or(read.default).unwrap_or_else(|| "unset".to_string());
         parts.push(KeyPart {
-            name: label,
+            name: read.label,
             widget: true,
-            digest: xxhash_rust::xxh3::xxh3_128(format!("{value:?}").as_bytes()),
-            summary: text,
+            digest: xxhash_rust::xxh3::xxh3_128(effective.as_bytes()),
+            summary: effective,
         });
     }
     Ok(CallKey {
         key: hash_parts(spec.code_hash, &parts),
         args_key,
         parts,
+    })
+}
+
+/// The value a widget returned while nothing was set for it from outside: its default.
+fn widget_default(label: &str, recorded: &[Element]) -> Option<String> {
+    if with(|ctx| ctx.widgets.get(label).is_some()).unwrap_or(true) {
+        return None;
+    }
+    recorded.iter().find_map(|e| match &e.payload {
+        crate::elements::Payload::Widget(w) if w.label == label => Some(format!("{:?}", w.value)),
+        _ => None,
     })
 }
 
@@ -383,8 +393,15 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     // Widgets read inside the function are part of its key from now on.
     if options.allow_widgets && !widgets_read.is_empty() {
         let old_key = call.key;
-        registry.set_widget_labels(name, call.args_key, widgets_read.clone());
-        call = call_key(&spec, &call_args, &registry, Some(widgets_read))?;
+        let reads: Vec<WidgetRead> = widgets_read
+            .iter()
+            .map(|label| WidgetRead {
+                label: label.clone(),
+                default: widget_default(label, &recorded),
+            })
+            .collect();
+        registry.set_widget_labels(name, call.args_key, reads.clone());
+        call = call_key(&spec, &call_args, &registry, Some(reads))?;
         if call.key != old_key {
             registry.abort(name, old_key);
         }
