@@ -22,10 +22,19 @@ fn cellar(args: &[&str]) -> Output {
         .expect("the cellar binary runs")
 }
 
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+/// Every JSON line of the output.
+fn all_json_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+/// The element lines (without the `cache_stats` line that ends each run).
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    all_json_lines(output)
+        .into_iter()
+        .filter(|l| l["kind"] != "cache_stats")
         .collect()
 }
 
@@ -58,6 +67,26 @@ fn the_tour_prints_json_elements_and_exits_0() {
     assert_eq!(table["columns"][0], "Date/Time");
     assert!(lines.iter().any(|l| l["kind"] == "bar_chart"));
     assert!(!lines.iter().any(|l| l["kind"] == "error"), "{lines:?}");
+}
+
+#[test]
+fn each_run_ends_with_a_cache_stats_line() {
+    let output = cellar(&[
+        "run",
+        "samples/tour.rhai",
+        "--format",
+        "json",
+        "--runs",
+        "2",
+    ]);
+    let stats: Vec<serde_json::Value> = all_json_lines(&output)
+        .into_iter()
+        .filter(|l| l["kind"] == "cache_stats")
+        .collect();
+    assert_eq!(stats.len(), 2);
+    for key in ["entries", "hits", "misses", "bytes", "functions"] {
+        assert!(stats[1].get(key).is_some(), "{key} missing in {}", stats[1]);
+    }
 }
 
 #[test]
@@ -200,4 +229,44 @@ fn parallel_sessions_each_run_every_time() {
         .collect();
     sessions.sort();
     assert_eq!(sessions, ["A", "A", "B", "B", "C", "C"]);
+}
+
+#[test]
+fn persisted_entries_are_shared_by_two_processes() {
+    let cache = tempfile::tempdir().unwrap();
+    let nb = notebook(
+        "@cache_data(persist = \"disk\")\nfn load(path) { read_csv(path).head(10) }\nwrite(load(\"samples/uber.csv\").height());\n",
+    );
+    let run = || {
+        let output = cellar(&[
+            "run",
+            nb.path().to_str().unwrap(),
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--explain",
+            "--format",
+            "json",
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        all_json_lines(&output)
+    };
+    let explain = |lines: &[serde_json::Value]| -> String {
+        lines.iter().find(|l| l["kind"] == "explain").unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(explain(&run()), "load: miss (first run)");
+    let second = run();
+    assert_eq!(explain(&second), "load: hit (from disk)");
+    assert_eq!(
+        second.iter().find(|l| l["kind"] == "write").unwrap()["text"],
+        "10"
+    );
+    let stats = second.iter().find(|l| l["kind"] == "cache_stats").unwrap();
+    assert_eq!(stats["functions"]["load"]["entries"], 1);
 }

@@ -275,7 +275,14 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
     let corrupt = |what: &str| ReadError::Corrupt(what.to_string());
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(ReadError::Missing);
+        }
         Err(e) => return Err(ReadError::Corrupt(format!("cannot open: {e}"))),
     };
     let mut header = [0u8; HEADER_LEN];

@@ -1,0 +1,331 @@
+//! The cache engine beyond the seed's examples: compute-once under concurrency, LRU and ttl
+//! on a moved clock, memory budget, clearing, and the registry the panel reads.
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use cellar_engine::cache::{CacheKind, EventKind, RemovalCause};
+use cellar_engine::{Session, WidgetValue};
+use cellar_tests::{Harness, calls, errors, misses, run_in, texts};
+
+#[test]
+fn eight_threads_asking_for_the_same_key_compute_it_once() {
+    let nb = r#"
+@cache_data
+fn slow(x) {
+    sleep(0.2);
+    x * 2
+}
+write(slow(21));
+"#;
+    let harness = Arc::new(Harness::default());
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let harness = harness.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut session = Session::new(format!("S{i}"));
+                barrier.wait();
+                run_in(&harness.runtime, nb, &mut session)
+            })
+        })
+        .collect();
+    let reports: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let computed: usize = reports.iter().map(|r| misses(r, "slow")).sum();
+    assert_eq!(
+        computed,
+        1,
+        "{:?}",
+        reports.iter().map(calls).collect::<Vec<_>>()
+    );
+    for report in &reports {
+        assert_eq!(texts(report), ["42"]);
+    }
+    let stats = harness.runtime.cache().stats();
+    assert_eq!((stats[0].misses, stats[0].hits), (1, 7));
+}
+
+#[test]
+fn a_failed_computation_is_not_cached_and_the_next_caller_retries() {
+    // A function that fails on its first call only, driven by an argument.
+    let nb = r#"
+@cache_data
+fn flaky(attempt) {
+    if attempt == 1 { throw "upstream down"; }
+    "ok"
+}
+let attempt = if "tried" in state { 2 } else { 1 };
+state.tried = true;
+write(flaky(attempt));
+"#;
+    let mut h = Harness::default();
+    let first = h.run("A", nb);
+    assert_eq!(errors(&first), ["upstream down (in fn flaky)"]);
+    assert!(
+        h.runtime.cache().entries().is_empty(),
+        "nothing cached for a failure"
+    );
+    let second = h.run("A", nb);
+    assert_eq!(texts(&second), ["ok"]);
+}
+
+#[test]
+fn lru_order_follows_use_not_insertion() {
+    let nb = r#"
+@cache_data(max_entries = 2)
+fn square(x) { x * x }
+let order = slider("Order", 0, 1, 0);
+if order == 0 { square(1); square(2); } else { square(1); square(3); square(2); }
+"#;
+    let mut h = Harness::default();
+    h.run("A", nb);
+    // 1 is used again (a hit, so the most recent), then 3 comes in: 2 is the one evicted.
+    h.set_widget("A", "Order", WidgetValue::Int(1));
+    let report = h.run("A", nb);
+    assert_eq!(
+        calls(&report),
+        [
+            "square: hit",
+            "square: miss (argument `x` changed)",
+            "square: miss (evicted (max_entries))"
+        ]
+    );
+    let events = h.runtime.cache().events_since(0);
+    let evicted: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Removed(RemovalCause::MaxEntries))
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(evicted.len(), 2, "{evicted:?}");
+}
+
+#[test]
+fn ttl_expires_on_the_moved_clock_and_the_panel_sees_time_left() {
+    let nb = "@cache_data(ttl = \"10m\")\nfn f() { 1 }\nf();\n";
+    let mut h = Harness::default();
+    h.run("A", nb);
+    h.clock.advance(Duration::from_secs(240));
+    let entries = h.runtime.cache().entries();
+    assert_eq!(entries[0].ttl_left, Some(Duration::from_secs(360)));
+    h.clock.advance(Duration::from_secs(360));
+    // The sweep at the start of a run removes it, and the call says why it missed.
+    assert_eq!(calls(&h.run("A", nb)), ["f: miss (expired (ttl 600 s))"]);
+}
+
+#[test]
+fn the_memory_budget_evicts_the_least_recently_used_across_functions() {
+    let nb = r#"
+@cache_data
+fn big(n) { let a = []; a.pad(n, 0); a }
+@cache_data
+fn other(n) { let a = []; a.pad(n, 1); a }
+big(1000);
+other(1000);
+big(1000);
+other(2000);
+"#;
+    let mut h = Harness::default();
+    h.runtime.cache().set_memory_budget(Some(100_000));
+    h.run("A", nb);
+    let entries = h.runtime.cache().entries();
+    let total: u64 = entries.iter().map(|e| e.size_bytes).sum();
+    assert!(total <= 100_000, "{total}");
+    let evicted: Vec<String> = h
+        .runtime
+        .cache()
+        .events_since(0)
+        .iter()
+        .filter(|e| e.event == EventKind::Removed(RemovalCause::MemoryBudget))
+        .map(|e| e.function.clone())
+        .collect();
+    assert_eq!(
+        evicted[0], "other",
+        "other(1000) was the least recently used"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.function == "other" && e.args == "n=2000"),
+        "the newest stays"
+    );
+}
+
+#[test]
+fn clearing_by_function_kind_and_all() {
+    let nb = r#"
+@cache_data
+fn a() { 1 }
+@cache_data
+fn b() { 2 }
+@cache_resource
+fn r() { [3] }
+a(); b(); r();
+let what = selectbox("Clear", ["nothing", "a", "data", "resources"]);
+if what == "a" { cache_clear("a"); }
+if what == "data" { cache_data_clear(); }
+if what == "resources" { cache_resource_clear(); }
+"#;
+    let mut h = Harness::default();
+    h.run("A", nb);
+    let count = |h: &Harness| h.runtime.cache().entries().len();
+    assert_eq!(count(&h), 3);
+    h.set_widget("A", "Clear", WidgetValue::Text("a".into()));
+    h.run("A", nb);
+    assert_eq!(count(&h), 2);
+    h.set_widget("A", "Clear", WidgetValue::Text("nothing".into()));
+    let report = h.run("A", nb);
+    assert_eq!(calls(&report), ["a: miss (cleared)", "b: hit", "r: hit"]);
+    h.set_widget("A", "Clear", WidgetValue::Text("data".into()));
+    h.run("A", nb);
+    let kinds: Vec<CacheKind> = h.runtime.cache().entries().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [CacheKind::Resource]);
+    h.set_widget("A", "Clear", WidgetValue::Text("resources".into()));
+    h.run("A", nb);
+    assert_eq!(
+        count(&h),
+        2,
+        "a and b were recomputed before the resource clear ran"
+    );
+    assert_eq!(h.runtime.cache().clear_all(), 2);
+    let report = h.run("A", "cache_clear(\"nope\");\n");
+    assert_eq!(
+        errors(&report),
+        ["cache_clear: no cached fn `nope` in this notebook (cached functions: none)"]
+    );
+}
+
+#[test]
+fn the_registry_describes_entries_for_the_panel() {
+    let nb = "@cache_data\nfn load(path, n) { read_csv(path).head(n) }\nload(\"samples/uber.csv\", 3);\nload(\"samples/uber.csv\", 3);\n";
+    let mut h = Harness::default();
+    h.run("A", nb);
+    let entries = h.runtime.cache().entries();
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(e.function, "load");
+    assert_eq!(e.args, "path=\"samples/uber.csv\", n=3");
+    assert_eq!(e.value, "DataFrame 3×4");
+    assert_eq!(e.hits, 1);
+    assert!(e.size_bytes > 0);
+    assert_eq!(e.key_short.len(), 8);
+    let history = h.runtime.cache().history();
+    assert!(history.last().unwrap().entries == 1);
+}
+
+#[test]
+fn resources_forward_methods_and_count_mutations() {
+    let nb = r#"
+@cache_resource
+fn store() { #{count: 0, items: []} }
+let s = store();
+s.count += 1;
+s["label"] = "x";
+write(s.count, s.label, s.len());
+@cache_resource
+fn frame() { read_csv("samples/uber.csv") }
+let f = frame();
+write(f.height(), f.columns().len(), f.head(2).height());
+dataframe(f.head(1));
+"#;
+    let mut h = Harness::default();
+    assert_eq!(texts(&h.run("A", nb))[..2], ["1 x 3", "5000 4 2"]);
+    assert_eq!(texts(&h.run("B", nb))[0], "2 x 3");
+}
+
+#[test]
+fn an_error_inside_a_cached_function_points_at_its_line_and_column() {
+    let nb = "// %% Lib\n@cache_data\nfn load() { let x = 1; x.nope() }\n// %% Use\nload();\n";
+    let report = Harness::default().run("A", nb);
+    let error = report.cells[1].error.as_ref().unwrap();
+    assert_eq!(error.line, Some(3));
+    // The column is that of the user's code, even though the fn was renamed internally.
+    assert_eq!(error.column, Some(26));
+    assert!(
+        error.message.contains("(in fn load)") && !error.message.contains("__cellar"),
+        "{}",
+        error.message
+    );
+}
+
+const PERSISTED: &str = r#"
+@cache_data(persist = "disk", ttl = "1h")
+fn load(path) {
+    success("loaded");
+    read_csv(path).head(100)
+}
+let df = load("samples/uber.csv");
+write(df.height());
+"#;
+
+#[test]
+fn persisted_entries_survive_a_new_registry_and_keep_their_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Harness::new(Some(dir.path().to_path_buf()));
+    assert_eq!(texts(&first.run("A", PERSISTED)), ["loaded", "100"]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert!(first.runtime.cache().entries()[0].persisted);
+
+    // A fresh registry (as in a new process) reads the file: replayed elements and all.
+    let mut second = Harness::new(Some(dir.path().to_path_buf()));
+    let report = second.run("A", PERSISTED);
+    assert_eq!(calls(&report), ["load: hit (from disk)"]);
+    assert_eq!(texts(&report), ["loaded", "100"]);
+
+    // Unlike Streamlit, ttl still holds for persisted entries.
+    let mut later = Harness::new(Some(dir.path().to_path_buf()));
+    later.clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        calls(&later.run("A", PERSISTED)),
+        ["load: miss (expired (ttl 1 h))"]
+    );
+}
+
+#[test]
+fn a_corrupt_persisted_file_is_dropped_with_a_warning_and_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    Harness::new(Some(dir.path().to_path_buf())).run("A", PERSISTED);
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let mut h = Harness::new(Some(dir.path().to_path_buf()));
+    let report = h.run("A", PERSISTED);
+    let warning = report
+        .elements()
+        .find(|(_, e)| e.kind == cellar_engine::ElementKind::Warning)
+        .map(|(_, e)| e.text.clone())
+        .unwrap();
+    assert!(
+        warning.starts_with("dropped the cache file") && warning.contains("recomputing `load`"),
+        "{warning}"
+    );
+    assert_eq!(calls(&report), ["load: miss (first run)"]);
+    assert!(errors(&report).is_empty());
+    // The recomputed entry was written again, and is good.
+    let mut again = Harness::new(Some(dir.path().to_path_buf()));
+    assert_eq!(calls(&again.run("A", PERSISTED)), ["load: hit (from disk)"]);
+}
+
+#[test]
+fn an_unwritable_cache_dir_warns_and_keeps_the_entry_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("file-not-dir");
+    std::fs::write(&blocked, b"x").unwrap();
+    let mut h = Harness::new(Some(blocked));
+    let report = h.run("A", PERSISTED);
+    let warning = report
+        .elements()
+        .find(|(_, e)| e.kind == cellar_engine::ElementKind::Warning)
+        .map(|(_, e)| e.text.clone())
+        .unwrap();
+    assert!(warning.contains("stays cached in memory only"), "{warning}");
+    assert_eq!(calls(&h.run("A", PERSISTED)), ["load: hit"]);
+}
