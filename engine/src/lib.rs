@@ -14,6 +14,7 @@
 //! ```
 
 pub mod cache;
+pub mod cells;
 pub mod data;
 pub mod elements;
 pub mod error;
@@ -23,6 +24,7 @@ pub(crate) mod script;
 pub mod session;
 pub mod widgets;
 
+pub use cells::CellStatus;
 pub use data::Frame;
 pub use elements::{Element, ElementKind, Payload, WidgetElement};
 pub use error::CellarError;

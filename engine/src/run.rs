@@ -10,13 +10,20 @@ use std::time::{Duration, Instant};
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope};
 
 use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
+use crate::cache::registry::Begin;
 use crate::cache::source::FunctionSources;
+use crate::cache::{CacheKind, CallKey, FunctionPolicy, KeyPart, MissReason, StoredValue};
 use crate::cache::{CacheRegistry, SystemClock};
+use crate::cells::trace::CellRecorder;
+use crate::cells::{
+    CellOutputs, CellStatus, CellTraces, CellVar, CurrentInputs, StoredTrace, Verdict,
+};
 use crate::elements::{Element, ElementKind, Payload};
 use crate::notebook::Notebook;
-use crate::script::context::{CachedFnSpec, CallTrace};
+use crate::script::context::{CachedFnSpec, CallTrace, VarInfo};
 use crate::script::{self, context};
 use crate::session::Session;
+use crate::widgets::{WidgetValue, WidgetValues};
 
 /// Where a cell failed, in file coordinates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +67,8 @@ pub struct CellReport {
     pub duration: Duration,
     /// The cached calls it made: hit or miss, and why.
     pub cache_calls: Vec<CallTrace>,
+    /// Whether it ran, was served from the cell cache, or cannot be cached, and why.
+    pub status: CellStatus,
 }
 
 /// What one run of a notebook produced.
@@ -96,6 +105,9 @@ pub struct RunOptions {
     pub notebook_dir: Option<PathBuf>,
     /// Where `print` output goes.
     pub log: context::LogSink,
+    /// Whether whole cells are cached by their signature (on by default; `--no-cell-cache`
+    /// turns it off, leaving only `@cache_data` / `@cache_resource` functions cached).
+    pub cell_cache: bool,
 }
 
 impl Default for RunOptions {
@@ -105,6 +117,7 @@ impl Default for RunOptions {
             timeout: None,
             notebook_dir: None,
             log: Arc::new(|text| eprintln!("{text}")),
+            cell_cache: true,
         }
     }
 }
@@ -114,6 +127,7 @@ pub struct Runtime {
     engine: Engine,
     cache: Arc<CacheRegistry>,
     persist_dir: Option<PathBuf>,
+    cells: CellTraces,
 }
 
 impl Default for Runtime {
@@ -132,6 +146,8 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// One compiled cell, with what is needed to map errors back to the file.
 struct CompiledCell {
     ast: AST,
+    /// Hash of the cell's code and of the script functions it calls.
+    code_hash: u128,
     /// Lines (in the file) that hold cache wrappers: errors there belong to the caller.
     wrapper_lines: Vec<usize>,
     /// Column shifts (in file lines) from renaming cached functions.
@@ -161,12 +177,18 @@ impl Runtime {
             engine: script::build_engine(),
             cache,
             persist_dir,
+            cells: CellTraces::default(),
         }
     }
 
     /// The shared Rhai engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, to register more functions before running (embedders, benchmarks).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 
     /// The process-wide cache.
@@ -203,6 +225,8 @@ impl Runtime {
             calls: Vec::new(),
             computing: Vec::new(),
             warned: HashSet::new(),
+            vars: HashMap::new(),
+            recorder: None,
         });
         let mut scope = Scope::new();
         scope.push("state", std::mem::take(&mut session.state));
@@ -212,26 +236,45 @@ impl Runtime {
         let mut failed_definitions: HashMap<String, usize> = HashMap::new();
         for (index, cell) in notebook.cells.iter().enumerate() {
             let cell_started = Instant::now();
+            let mut status = CellStatus::Failed;
             let error = match &compiled.cells[index] {
                 Err(err) => Some(err.clone()),
                 Ok(compiled_cell) => {
-                    context::set_stop(Some(context::StopSignal {
-                        cancel: options.cancel.clone(),
-                        deadline: options.timeout.map(|t| (Instant::now() + t, t)),
-                    }));
-                    let before = scope.len();
-                    let result = self.engine.run_ast_with_scope(
-                        &mut scope,
-                        &compiled
-                            .library
-                            .merge(&compiled_cell.ast.clone_statements_only()),
-                    );
-                    context::set_stop(None);
-                    result.err().map(|err| {
-                        // A failed cell defines nothing: later cells see its variables as missing.
-                        scope.rewind(before.max(1));
-                        self.runtime_error(notebook, index, &err, &compiled, &failed_definitions)
-                    })
+                    let name = cell.label(index);
+                    let policy = cell_policy(compiled_cell.code_hash);
+                    let lookup = if cell.cache_disabled() || !options.cell_cache {
+                        CellLookup::Run(None)
+                    } else {
+                        self.look_up_cell(&name, &policy, compiled_cell.code_hash, &scope, options)
+                    };
+                    match lookup {
+                        CellLookup::Hit(outputs, elements) => {
+                            restore_cell(&mut scope, index, &outputs, elements);
+                            status = CellStatus::Hit;
+                            None
+                        }
+                        CellLookup::Run(miss) => {
+                            let (error, ran) = self.run_cell(
+                                &mut scope,
+                                index,
+                                compiled_cell,
+                                &compiled,
+                                options,
+                                notebook,
+                                &failed_definitions,
+                            );
+                            if error.is_none() {
+                                status = if options.cell_cache {
+                                    self.finish_cell(&name, &policy, cell, miss, ran)
+                                } else {
+                                    CellStatus::NotCached {
+                                        reason: "cell caching is off".into(),
+                                    }
+                                };
+                            }
+                            error
+                        }
+                    }
                 }
             };
             if error.is_some() {
@@ -263,6 +306,7 @@ impl Runtime {
                 error,
                 duration: cell_started.elapsed(),
                 cache_calls,
+                status,
             };
             on_cell(&cell_report);
             report.cells.push(cell_report);
@@ -275,6 +319,202 @@ impl Runtime {
         session.runs += 1;
         report.duration = started.elapsed();
         report
+    }
+
+    /// Checks the cell's traces against the present; on a match, asks the registry for the
+    /// entry (it may have been evicted or cleared since).
+    fn look_up_cell(
+        &self,
+        name: &str,
+        policy: &FunctionPolicy,
+        code_hash: u128,
+        scope: &Scope,
+        options: &RunOptions,
+    ) -> CellLookup {
+        let verdict = context::with(|ctx| {
+            let now = RunInputs {
+                vars: &ctx.vars,
+                widgets: &ctx.widgets,
+                scope,
+                registry: &self.cache,
+            };
+            self.cells.check(name, code_hash, &now)
+        })
+        .unwrap_or_else(|| Verdict::Miss("no run context".into()));
+        let trace = match verdict {
+            Verdict::Match(trace) => trace,
+            Verdict::Miss(reason) => {
+                self.cache
+                    .note_miss(name, policy, code_hash, reason.clone());
+                return CellLookup::Run(Some(reason));
+            }
+        };
+        let call = cell_call_key(&trace);
+        loop {
+            match self.cache.begin(name, policy, &call) {
+                Ok(Begin::Hit {
+                    value: StoredValue::Cell(outputs),
+                    elements,
+                }) => return CellLookup::Hit(outputs, elements),
+                Ok(Begin::Wait(flight)) => {
+                    let stop = &options.cancel;
+                    if !flight.wait(|| stop.load(std::sync::atomic::Ordering::Relaxed)) {
+                        return CellLookup::Run(Some("stopped while waiting".into()));
+                    }
+                }
+                Ok(Begin::Compute(reason)) => {
+                    // The cell is run below, and stored under the key its new trace gives.
+                    self.cache.abort(name, call.key);
+                    return CellLookup::Run(Some(reason.to_string()));
+                }
+                Ok(Begin::Hit { .. }) | Err(_) => {
+                    return CellLookup::Run(Some("first run".into()));
+                }
+            }
+        }
+    }
+
+    /// Runs one cell with its reads traced. Returns its error, or what it defined and read.
+    #[allow(clippy::too_many_arguments)]
+    fn run_cell(
+        &self,
+        scope: &mut Scope,
+        index: usize,
+        compiled_cell: &CompiledCell,
+        compiled: &CompiledNotebook,
+        options: &RunOptions,
+        notebook: &Notebook,
+        failed_definitions: &HashMap<String, usize>,
+    ) -> (Option<CellError>, RanCell) {
+        context::with(|ctx| ctx.recorder = Some(CellRecorder::default()));
+        context::set_stop(Some(context::StopSignal {
+            cancel: options.cancel.clone(),
+            deadline: options.timeout.map(|t| (Instant::now() + t, t)),
+        }));
+        let before = scope.len();
+        let result = self.engine.run_ast_with_scope(
+            scope,
+            &compiled
+                .library
+                .merge(&compiled_cell.ast.clone_statements_only()),
+        );
+        context::set_stop(None);
+        let recorder = context::with(|ctx| ctx.recorder.take())
+            .flatten()
+            .unwrap_or_default();
+        let error = result.err().map(|err| {
+            // A failed cell defines nothing: later cells see its variables as missing.
+            scope.rewind(before.max(1));
+            self.runtime_error(notebook, index, &err, compiled, failed_definitions)
+        });
+        // What the cell defined: its new variables, and earlier ones it changed in place.
+        let mut defined: Vec<(String, Dynamic)> = Vec::new();
+        // In declaration order (`Scope::iter_raw` goes backwards).
+        for (name, value, _) in (&*scope).into_iter().skip(before) {
+            // A name declared twice: the last declaration is the one later cells see.
+            defined.retain(|(n, _)| n != name);
+            defined.push((name.to_string(), value.clone()));
+        }
+        for read in &recorder.reads {
+            if let crate::cells::Read::Var { name, digest } = read
+                && !defined.iter().any(|(n, _)| n == name)
+                && let Some(value) = scope.get(name)
+                && crate::cells::outputs::var_digest(value).ok() != Some(*digest)
+            {
+                defined.push((name.clone(), value.clone()));
+            }
+        }
+        let digests: Vec<(String, Result<u128, String>)> = defined
+            .iter()
+            .map(|(name, value)| (name.clone(), crate::cells::outputs::var_digest(value)))
+            .collect();
+        context::with(|ctx| {
+            for (name, digest) in &digests {
+                ctx.vars.insert(
+                    name.clone(),
+                    VarInfo {
+                        digest: digest.clone(),
+                        defined_in: index,
+                    },
+                );
+            }
+        });
+        // Did it write `state`?
+        let state_written = recorder.state_read.is_some_and(|read| {
+            let now = scope.get("state").cloned().unwrap_or_default();
+            crate::cells::outputs::var_digest(&now).ok() != Some(read)
+        });
+        (
+            error,
+            RanCell {
+                recorder,
+                defined,
+                digests,
+                state_written,
+            },
+        )
+    }
+
+    /// Decides whether a cell that ran can be cached, and stores it if so.
+    fn finish_cell(
+        &self,
+        name: &str,
+        policy: &FunctionPolicy,
+        cell: &crate::notebook::Cell,
+        miss: Option<String>,
+        ran: RanCell,
+    ) -> CellStatus {
+        let RanCell {
+            mut recorder,
+            defined,
+            digests,
+            state_written,
+        } = ran;
+        if cell.cache_disabled() {
+            return CellStatus::NotCached {
+                reason: "[cache=off]".into(),
+            };
+        }
+        if state_written {
+            recorder.refuse("writes `state`");
+        }
+        for function in recorder.mutated_resources() {
+            recorder.refuse(format!("mutates the shared resource from `{function}`"));
+        }
+        let mut outputs = CellOutputs::default();
+        for ((name, value), (_, digest)) in defined.iter().zip(&digests) {
+            match (CellVar::capture(value), digest.clone()) {
+                (Ok(var), Ok(digest)) => outputs.vars.push((name.clone(), var, digest)),
+                (Err(type_name), _) | (_, Err(type_name)) => recorder.refuse(format!(
+                    "defines `{name}`, a {type_name}, which cannot be stored (make it in a @cache_resource fn to share it)"
+                )),
+            }
+        }
+        if let Some(reason) = recorder.uncacheable {
+            return CellStatus::NotCached { reason };
+        }
+        let elements = context::with(|ctx| {
+            ctx.elements
+                .iter()
+                .filter(|e| e.kind != ElementKind::Spinner)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+        let trace = StoredTrace::new(policy.code_hash, recorder.reads);
+        let call = cell_call_key(&trace);
+        self.cache.complete(
+            name,
+            policy,
+            &call,
+            StoredValue::Cell(Arc::new(outputs)),
+            elements,
+            false,
+        );
+        self.cells.insert(name, trace);
+        CellStatus::Ran {
+            reason: miss.unwrap_or_else(|| "first run".into()),
+        }
     }
 
     /// Compiles every cell so that positions are file lines (each source is preceded by as
@@ -321,6 +561,7 @@ impl Runtime {
                 })?;
                 Ok(CompiledCell {
                     ast,
+                    code_hash: sources.cell_code_hash(&cell.source),
                     wrapper_lines: rewritten.wrapper_lines.iter().map(|l| l + offset).collect(),
                     shifts: rewritten
                         .shifts
@@ -456,4 +697,97 @@ fn without_position(message: &str, position: Position) -> String {
 
 fn file_position(position: Position) -> (Option<usize>, Option<usize>) {
     (position.line(), position.position())
+}
+
+/// What the cell cache said about a cell before it ran.
+enum CellLookup {
+    /// Served: the variables to restore and the elements to replay.
+    Hit(Arc<CellOutputs>, Vec<Element>),
+    /// Run it; the reason it missed (`None`: caching is off for it).
+    Run(Option<String>),
+}
+
+/// What a cell that ran left for the cell cache to judge.
+struct RanCell {
+    recorder: CellRecorder,
+    /// Variables it defined or changed, with their values.
+    defined: Vec<(String, Dynamic)>,
+    /// Their digests (or the type of a value with no content to compare).
+    digests: Vec<(String, Result<u128, String>)>,
+    state_written: bool,
+}
+
+/// Cells keep as many entries as traces; they never expire by time (their inputs decide).
+fn cell_policy(code_hash: u128) -> FunctionPolicy {
+    FunctionPolicy {
+        kind: CacheKind::Cell,
+        code_hash,
+        ttl: None,
+        max_entries: Some(crate::cells::store::TRACES_PER_CELL),
+    }
+}
+
+/// The registry key of a cell's entry, with its reads as the parts the panel shows.
+fn cell_call_key(trace: &StoredTrace) -> CallKey {
+    CallKey {
+        key: trace.key,
+        args_key: trace.args_key,
+        parts: trace
+            .reads
+            .iter()
+            .map(|read| KeyPart {
+                name: read.label(),
+                widget: matches!(read, crate::cells::Read::Widget { .. }),
+                digest: read.digest(),
+                summary: read.summary(),
+            })
+            .collect(),
+    }
+}
+
+/// Puts a cached cell's variables back (as copies) and replays its elements.
+fn restore_cell(scope: &mut Scope, index: usize, outputs: &CellOutputs, elements: Vec<Element>) {
+    for (name, var, _) in &outputs.vars {
+        scope.push_dynamic(name.clone(), var.restore());
+    }
+    context::with(|ctx| {
+        for (name, _, digest) in &outputs.vars {
+            ctx.vars.insert(
+                name.clone(),
+                VarInfo {
+                    digest: Ok(*digest),
+                    defined_in: index,
+                },
+            );
+        }
+        ctx.elements.extend(elements);
+    });
+}
+
+/// The present, as the cell cache's checker sees it.
+struct RunInputs<'a> {
+    vars: &'a HashMap<String, VarInfo>,
+    widgets: &'a WidgetValues,
+    scope: &'a Scope<'a>,
+    registry: &'a CacheRegistry,
+}
+
+impl CurrentInputs for RunInputs<'_> {
+    fn var(&self, name: &str) -> Option<(u128, usize)> {
+        let info = self.vars.get(name)?;
+        info.digest.as_ref().ok().map(|d| (*d, info.defined_in))
+    }
+
+    fn state(&self) -> Option<u128> {
+        let state = self.scope.get("state")?;
+        crate::cells::outputs::var_digest(state).ok()
+    }
+
+    fn widget(&self, label: &str) -> Option<WidgetValue> {
+        self.widgets.get(label).cloned()
+    }
+
+    fn cached_entry(&self, function: &str, key: u128, args_key: u128) -> Result<(), MissReason> {
+        self.registry.entry_status(function, key, args_key)
+    }
 }

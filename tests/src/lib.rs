@@ -64,6 +64,7 @@ pub struct Harness {
     /// The cache's clock.
     pub clock: ManualClock,
     sessions: std::collections::HashMap<String, Session>,
+    cell_cache: bool,
 }
 
 impl Default for Harness {
@@ -81,6 +82,16 @@ impl Harness {
             runtime: Runtime::with_cache(cache, persist_dir),
             clock,
             sessions: Default::default(),
+            cell_cache: true,
+        }
+    }
+
+    /// A harness whose runs cache functions only, not whole cells: for tests of the
+    /// function cache itself, where a cell hit would skip the very calls under test.
+    pub fn functions_only(persist_dir: Option<std::path::PathBuf>) -> Self {
+        Self {
+            cell_cache: false,
+            ..Self::new(persist_dir)
         }
     }
 
@@ -90,7 +101,13 @@ impl Harness {
             .sessions
             .entry(session.to_string())
             .or_insert_with(|| Session::new(session));
-        run_in(&self.runtime, text, session)
+        let notebook = Notebook::parse(text);
+        let options = RunOptions {
+            notebook_dir: Some(repo_root()),
+            cell_cache: self.cell_cache,
+            ..RunOptions::default()
+        };
+        self.runtime.run(&notebook, session, &options, &mut |_| {})
     }
 
     /// Sets a widget value in a session.

@@ -1,5 +1,8 @@
 //! The cache engine beyond the seed's examples: compute-once under concurrency, LRU and ttl
 //! on a moved clock, memory budget, clearing, and the registry the panel reads.
+//!
+//! These runs cache functions only (`Harness::functions_only`): a cell served whole from the
+//! cell cache would skip the very calls under test (tests/tests/cells.rs covers cells).
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -18,7 +21,7 @@ fn slow(x) {
 }
 write(slow(21));
 "#;
-    let harness = Arc::new(Harness::default());
+    let harness = Arc::new(Harness::functions_only(None));
     let barrier = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8)
         .map(|i| {
@@ -43,7 +46,11 @@ write(slow(21));
         assert_eq!(texts(report), ["42"]);
     }
     let stats = harness.runtime.cache().stats();
-    assert_eq!((stats[0].misses, stats[0].hits), (1, 7));
+    let slow = stats
+        .iter()
+        .find(|s| s.name == "slow")
+        .expect("slow has stats");
+    assert_eq!((slow.misses, slow.hits), (1, 7));
 }
 
 #[test]
@@ -59,7 +66,7 @@ let attempt = if "tried" in state { 2 } else { 1 };
 state.tried = true;
 write(flaky(attempt));
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     let first = h.run("A", nb);
     assert_eq!(errors(&first), ["upstream down (in fn flaky)"]);
     assert!(
@@ -78,7 +85,7 @@ fn square(x) { x * x }
 let order = slider("Order", 0, 1, 0);
 if order == 0 { square(1); square(2); } else { square(1); square(3); square(2); }
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.run("A", nb);
     // 1 is used again (a hit, so the most recent), then 3 comes in: 2 is the one evicted.
     h.set_widget("A", "Order", WidgetValue::Int(1));
@@ -103,7 +110,7 @@ if order == 0 { square(1); square(2); } else { square(1); square(3); square(2); 
 #[test]
 fn ttl_expires_on_the_moved_clock_and_the_panel_sees_time_left() {
     let nb = "@cache_data(ttl = \"10m\")\nfn f() { 1 }\nf();\n";
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.run("A", nb);
     h.clock.advance(Duration::from_secs(240));
     let entries = h.runtime.cache().entries();
@@ -125,7 +132,7 @@ other(1000);
 big(1000);
 other(2000);
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.runtime.cache().set_memory_budget(Some(100_000));
     h.run("A", nb);
     let entries = h.runtime.cache().entries();
@@ -166,7 +173,7 @@ if what == "a" { cache_clear("a"); }
 if what == "data" { cache_data_clear(); }
 if what == "resources" { cache_resource_clear(); }
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.run("A", nb);
     let count = |h: &Harness| h.runtime.cache().entries().len();
     assert_eq!(count(&h), 3);
@@ -198,7 +205,7 @@ if what == "resources" { cache_resource_clear(); }
 #[test]
 fn the_registry_describes_entries_for_the_panel() {
     let nb = "@cache_data\nfn load(path, n) { read_csv(path).head(n) }\nload(\"samples/uber.csv\", 3);\nload(\"samples/uber.csv\", 3);\n";
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.run("A", nb);
     let entries = h.runtime.cache().entries();
     assert_eq!(entries.len(), 1);
@@ -228,7 +235,7 @@ let f = frame();
 write(f.height(), f.columns().len(), f.head(2).height());
 dataframe(f.head(1));
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     assert_eq!(texts(&h.run("A", nb))[..2], ["1 x 3", "5000 4 2"]);
     assert_eq!(texts(&h.run("B", nb))[0], "2 x 3");
 }
@@ -236,7 +243,7 @@ dataframe(f.head(1));
 #[test]
 fn an_error_inside_a_cached_function_points_at_its_line_and_column() {
     let nb = "// %% Lib\n@cache_data\nfn load() { let x = 1; x.nope() }\n// %% Use\nload();\n";
-    let report = Harness::default().run("A", nb);
+    let report = Harness::functions_only(None).run("A", nb);
     let error = report.cells[1].error.as_ref().unwrap();
     assert_eq!(error.line, Some(3));
     // The column is that of the user's code, even though the fn was renamed internally.
@@ -261,19 +268,19 @@ write(df.height());
 #[test]
 fn persisted_entries_survive_a_new_registry_and_keep_their_ttl() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Harness::new(Some(dir.path().to_path_buf()));
+    let mut first = Harness::functions_only(Some(dir.path().to_path_buf()));
     assert_eq!(texts(&first.run("A", PERSISTED)), ["loaded", "100"]);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert!(first.runtime.cache().entries()[0].persisted);
 
     // A fresh registry (as in a new process) reads the file: replayed elements and all.
-    let mut second = Harness::new(Some(dir.path().to_path_buf()));
+    let mut second = Harness::functions_only(Some(dir.path().to_path_buf()));
     let report = second.run("A", PERSISTED);
     assert_eq!(calls(&report), ["load: hit (from disk)"]);
     assert_eq!(texts(&report), ["loaded", "100"]);
 
     // Unlike Streamlit, ttl still holds for persisted entries.
-    let mut later = Harness::new(Some(dir.path().to_path_buf()));
+    let mut later = Harness::functions_only(Some(dir.path().to_path_buf()));
     later.clock.advance(Duration::from_secs(3600));
     assert_eq!(
         calls(&later.run("A", PERSISTED)),
@@ -284,7 +291,7 @@ fn persisted_entries_survive_a_new_registry_and_keep_their_ttl() {
 #[test]
 fn a_corrupt_persisted_file_is_dropped_with_a_warning_and_recomputed() {
     let dir = tempfile::tempdir().unwrap();
-    Harness::new(Some(dir.path().to_path_buf())).run("A", PERSISTED);
+    Harness::functions_only(Some(dir.path().to_path_buf())).run("A", PERSISTED);
     let file = std::fs::read_dir(dir.path())
         .unwrap()
         .next()
@@ -296,7 +303,7 @@ fn a_corrupt_persisted_file_is_dropped_with_a_warning_and_recomputed() {
     bytes[middle] ^= 0x55;
     std::fs::write(&file, &bytes).unwrap();
 
-    let mut h = Harness::new(Some(dir.path().to_path_buf()));
+    let mut h = Harness::functions_only(Some(dir.path().to_path_buf()));
     let report = h.run("A", PERSISTED);
     let warning = report
         .elements()
@@ -310,7 +317,7 @@ fn a_corrupt_persisted_file_is_dropped_with_a_warning_and_recomputed() {
     assert_eq!(calls(&report), ["load: miss (first run)"]);
     assert!(errors(&report).is_empty());
     // The recomputed entry was written again, and is good.
-    let mut again = Harness::new(Some(dir.path().to_path_buf()));
+    let mut again = Harness::functions_only(Some(dir.path().to_path_buf()));
     assert_eq!(calls(&again.run("A", PERSISTED)), ["load: hit (from disk)"]);
 }
 
@@ -319,7 +326,7 @@ fn an_unwritable_cache_dir_warns_and_keeps_the_entry_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let blocked = dir.path().join("file-not-dir");
     std::fs::write(&blocked, b"x").unwrap();
-    let mut h = Harness::new(Some(blocked));
+    let mut h = Harness::functions_only(Some(blocked));
     let report = h.run("A", PERSISTED);
     let warning = report
         .elements()

@@ -1,5 +1,9 @@
 //! One test per example of the seed (Streamlit's docs draft for `st.cache_data` and
 //! `st.cache_resource`), translated to Rhai, named after the seed's section.
+//!
+//! Tests that check how a rerun's calls hit the function cache use
+//! `Harness::functions_only`: with cell caching on, an unchanged cell is served whole and
+//! its calls are not made at all (the outputs are the same; tests/tests/cells.rs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -127,7 +131,7 @@ let rows = slider("Rows", 10, 5000, 100);
 let sums = transform(raw.head(rows));
 write(sums.height());
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.run("A", nb);
     assert_eq!(
         calls(&h.run("A", nb)),
@@ -152,7 +156,7 @@ fn add(arr1, arr2) {
 }
 write(add([1, 2, 3], [10, 20, 30]));
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     assert_eq!(texts(&h.run("A", nb)), ["[11, 22, 33]"]);
     assert_eq!(calls(&h.run("A", nb)), ["add: hit"]);
 }
@@ -209,7 +213,7 @@ fn model(inputs) { inputs.map(|x| x * 0.5 + 1.0) }
 fn run_model(inputs) { model(inputs) }
 write(run_model([1.0, 2.0]));
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     assert_eq!(texts(&h.run("A", nb)), ["[1.5, 2.0]"]);
     assert_eq!(calls(&h.run("A", nb)), ["run_model: hit"]);
     // Editing a helper the cached function calls changes its key too.
@@ -256,7 +260,7 @@ fn init_connection() {
 let conn = init_connection();
 write(conn.query("SELECT COUNT(*) AS n FROM orders").row(0).n);
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     let a = h.run("A", nb);
     let b = h.run("B", nb);
     assert_eq!(texts(&a), ["500"]);
@@ -317,7 +321,7 @@ for seed in 0..1001 { get_large_array(seed); }
 write(get_large_array(1000).len());
 write(get_large_array(0)[0]);
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     let report = h.run("A", nb);
     assert_eq!(texts(&report), ["10", "0"]);
     // Seed 0 was the least recently used when seed 1000 came in: it was evicted, then recomputed.
@@ -412,7 +416,7 @@ fn show_data() {
 }
 write(show_data());
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     let first = h.run("A", nb);
     let second = h.run("A", nb);
     assert_eq!(calls(&second), ["show_data: hit"]);
@@ -448,7 +452,7 @@ fn get_data() {
 }
 write(get_data());
 "#;
-    let report = Harness::default().run("A", refused);
+    let report = Harness::functions_only(None).run("A", refused);
     assert!(
         errors(&report)[0].contains("add experimental_allow_widgets = true to its @cache_data"),
         "{:?}",
@@ -458,7 +462,7 @@ write(get_data());
         "@cache_data",
         "@cache_data(experimental_allow_widgets = true)",
     );
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     assert_eq!(texts(&h.run("A", &allowed)).last().unwrap(), "20");
     let hit = h.run("A", &allowed);
     assert_eq!(calls(&hit), ["get_data: hit"]);
@@ -612,7 +616,7 @@ fn still_open(conn) { conn.is_open() }
 fn init_connection() { sqlite_connect("samples/shop.db") }
 init_connection();
 "#;
-    let mut h = Harness::default();
+    let mut h = Harness::functions_only(None);
     h.run("A", nb);
     assert_eq!(calls(&h.run("A", nb)), ["init_connection: hit"]);
     let nb_invalid = nb.replace("conn.is_open()", "false");

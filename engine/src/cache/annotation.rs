@@ -23,15 +23,27 @@ pub enum CacheKind {
     Resource,
     /// The deprecated `@cache`: data, or resource with `allow_output_mutation = true`.
     Legacy,
+    /// A whole notebook cell, cached by its signature (not an annotation).
+    Cell,
 }
 
 impl CacheKind {
+    /// `data`, `resource` or `cell`: what the panel and `cache_stats` call the entries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Data | Self::Legacy => "data",
+            Self::Resource => "resource",
+            Self::Cell => "cell",
+        }
+    }
+
     /// The annotation as written.
     pub fn annotation(self) -> &'static str {
         match self {
             Self::Data => "@cache_data",
             Self::Resource => "@cache_resource",
             Self::Legacy => "@cache",
+            Self::Cell => "cell",
         }
     }
 }
@@ -384,6 +396,7 @@ fn parse_options(kind: CacheKind, text: &str) -> Result<CacheOptions, String> {
         CacheKind::Data => DATA_PARAMS,
         CacheKind::Resource => RESOURCE_PARAMS,
         CacheKind::Legacy => LEGACY_PARAMS,
+        CacheKind::Cell => &[],
     };
     let mut options = CacheOptions::default();
     for (key, value) in split_pairs(text)? {

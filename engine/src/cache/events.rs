@@ -62,6 +62,8 @@ pub enum MissReason {
     Expired(Duration),
     /// The entry for these arguments was removed for this cause.
     Removed(RemovalCause),
+    /// A reason told in words (cells: "variable `df` changed (defined in cell 2)").
+    Described(String),
 }
 
 impl fmt::Display for MissReason {
@@ -85,6 +87,7 @@ impl fmt::Display for MissReason {
             Self::Expired(ttl) => write!(f, "expired (ttl {})", format_duration(*ttl)),
             Self::Removed(RemovalCause::Cleared) => f.write_str("cleared"),
             Self::Removed(cause) => write!(f, "evicted ({cause})"),
+            Self::Described(reason) => f.write_str(reason),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::clock::Clock;
 use super::events::{CacheEvent, EventKind, MissReason, RemovalCause};
 use super::resource::ResourceHandle;
 use super::{CacheKind, CachedValue};
+use crate::cells::CellOutputs;
 use crate::elements::Element;
 
 /// How many events the log keeps.
@@ -28,6 +29,8 @@ pub enum StoredValue {
     Data(CachedValue),
     /// `@cache_resource`: the one shared object.
     Resource(ResourceHandle),
+    /// A whole cell: the variables it defined (its elements live in the entry as usual).
+    Cell(Arc<CellOutputs>),
 }
 
 impl StoredValue {
@@ -35,6 +38,7 @@ impl StoredValue {
         match self {
             Self::Data(value) => value.size_bytes(),
             Self::Resource(handle) => handle.size_bytes(),
+            Self::Cell(outputs) => outputs.size_bytes(),
         }
     }
 
@@ -42,6 +46,7 @@ impl StoredValue {
         match self {
             Self::Data(value) => value.summary(),
             Self::Resource(handle) => handle.summary(),
+            Self::Cell(outputs) => outputs.summary(),
         }
     }
 }
@@ -471,6 +476,51 @@ impl CacheRegistry {
         Self::record_history(&mut state, now, false);
     }
 
+    /// Counts a miss that was decided outside [`Self::begin`] (a cell whose trace did not
+    /// match: no key to look up), with its reason in the event log.
+    pub fn note_miss(&self, function: &str, policy: &FunctionPolicy, key: u128, reason: String) {
+        let mut state = self.state.lock();
+        self.apply_policy(&mut state, function, policy);
+        if let Some(f) = state.functions.get_mut(function) {
+            f.misses += 1;
+        }
+        self.log(
+            &mut state,
+            function,
+            policy.kind,
+            key,
+            EventKind::Miss(MissReason::Described(reason)),
+        );
+    }
+
+    /// Whether the entry `key` of `function` is still held and fresh; if not, why it left.
+    /// Nothing is counted: this is a check, not a call.
+    pub fn entry_status(
+        &self,
+        function: &str,
+        key: u128,
+        args_key: u128,
+    ) -> Result<(), MissReason> {
+        let now = self.now();
+        let state = self.state.lock();
+        let Some(f) = state.functions.get(function) else {
+            return Err(MissReason::Removed(RemovalCause::Cleared));
+        };
+        if let Some(entry) = f.entries.get(&key) {
+            return match f.ttl {
+                Some(ttl) if now.saturating_sub(entry.created) >= ttl => {
+                    Err(MissReason::Expired(ttl))
+                }
+                _ => Ok(()),
+            };
+        }
+        Err(f
+            .tombstones
+            .get(&args_key)
+            .cloned()
+            .unwrap_or(MissReason::Removed(RemovalCause::Cleared)))
+    }
+
     /// Gives up a computation that failed: nothing is stored, and waiters try again.
     pub fn abort(&self, function: &str, key: u128) {
         let mut state = self.state.lock();
@@ -763,5 +813,14 @@ impl CacheRegistry {
         while state.history.len() > EVENT_LOG_CAPACITY {
             state.history.pop_front();
         }
+    }
+}
+
+impl CacheRegistry {
+    /// The code hash a function's entries are keyed with (it also names their files on disk),
+    /// so the panel's "Clear entry" can delete the entry's persisted file with
+    /// [`super::persist::entry_path`]. `None` for a function never called.
+    pub fn function_code_hash(&self, function: &str) -> Option<u128> {
+        self.state.lock().functions.get(function)?.code_hash
     }
 }

@@ -60,11 +60,14 @@ impl ResourceHandle {
 
     /// Reads the shared value.
     pub fn read<R>(&self, f: impl FnOnce(&Dynamic) -> R) -> R {
+        crate::script::context::note_resource(self);
         f(&self.inner.value.read())
     }
 
     /// Writes the shared value and counts the mutation.
     pub fn write<R>(&self, f: impl FnOnce(&mut Dynamic) -> R) -> R {
+        // Noted before the write, so the cell's trace holds the count it started from.
+        crate::script::context::note_resource(self);
         let result = f(&mut self.inner.value.write());
         self.inner.mutations.fetch_add(1, Ordering::AcqRel);
         result
@@ -72,6 +75,7 @@ impl ResourceHandle {
 
     /// A clone of the shared value (for display; frames and connections share their data).
     pub fn snapshot(&self) -> Dynamic {
+        crate::script::context::note_resource(self);
         self.inner.value.read().clone()
     }
 
@@ -82,17 +86,20 @@ impl ResourceHandle {
 
     /// Approximate bytes held.
     pub fn size_bytes(&self) -> u64 {
-        self.read(|value| match super::CachedValue::from_dynamic(value) {
+        // The cache's own bookkeeping, not a use by the running cell: no `read`.
+        let value = self.inner.value.read();
+        match super::CachedValue::from_dynamic(&value) {
             Ok(data) => data.size_bytes(),
             Err(_) => std::mem::size_of::<Dynamic>() as u64,
-        })
+        }
     }
 
     /// What it holds, for the panel.
     pub fn summary(&self) -> String {
-        self.read(|value| match super::CachedValue::from_dynamic(value) {
+        let value = self.inner.value.read();
+        match super::CachedValue::from_dynamic(&value) {
             Ok(data) => data.summary(),
             Err(not_data) => not_data.type_name,
-        })
+        }
     }
 }

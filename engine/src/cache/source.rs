@@ -39,6 +39,22 @@ impl FunctionSources {
         seen
     }
 
+    /// A stable hash of a cell's code and of every script function it calls, transitively:
+    /// editing a helper the cell uses makes the cell run again.
+    pub fn cell_code_hash(&self, code: &str) -> u128 {
+        let mut hasher = Xxh3::new();
+        hasher.update(code.as_bytes());
+        let called: BTreeSet<&str> = identifiers_called(code)
+            .filter(|name| self.sources.contains_key(*name))
+            .collect();
+        for name in called {
+            hasher.update(&[0]);
+            hasher.update(name.as_bytes());
+            hasher.update(&self.code_hash(name).to_le_bytes());
+        }
+        hasher.digest128()
+    }
+
     /// A stable hash of the code of `name` and of every function it calls.
     pub fn code_hash(&self, name: &str) -> u128 {
         let mut hasher = Xxh3::new();

@@ -20,12 +20,15 @@ use crate::elements::{Element, ElementKind};
 pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("__cellar_cached", cached_call);
     engine.register_fn("cache_data_clear", || {
+        context::note_uncacheable("clears the cache");
         clear(|r| r.clear_kind(CacheKind::Data), |_| true)
     });
     engine.register_fn("cache_resource_clear", || {
+        context::note_uncacheable("clears the cache");
         clear(|r| r.clear_kind(CacheKind::Resource), |_| false)
     });
     engine.register_fn("cache_clear", |name: &str| -> ScriptResult<()> {
+        context::note_uncacheable("clears the cache");
         let known = with(|ctx| ctx.functions.contains_key(name)).unwrap_or(false);
         if !known {
             let names = with(|ctx| {
@@ -200,7 +203,9 @@ fn stopped() -> Box<EvalAltResult> {
 fn serve(value: &StoredValue) -> Dynamic {
     match value {
         StoredValue::Data(data) => data.to_dynamic(),
+        // Handing out the handle is not a use: the cell that indexes or calls it is.
         StoredValue::Resource(handle) => Dynamic::from(handle.clone()),
+        StoredValue::Cell(_) => unreachable!("cell entries live under cell names, never a fn's"),
     }
 }
 
@@ -223,6 +228,7 @@ fn legacy_warning(spec: &CachedFnSpec, value: &StoredValue) {
             "use @cache_resource: `{name}` returns a shared object ({}) that callers may mutate",
             handle.summary()
         ),
+        StoredValue::Cell(_) => return,
     };
     emit(Element::text(
         ElementKind::Warning,
@@ -268,6 +274,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                 replay(&elements);
                 legacy_warning(&spec, &value);
                 trace(name, CallOutcome::Hit);
+                context::note_cached_call(name, call.key, call.args_key);
                 return Ok(serve(&value));
             }
             Begin::Wait(flight) => {
@@ -311,6 +318,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                         );
                         replay(&entry.elements);
                         trace(name, CallOutcome::DiskHit);
+                        context::note_cached_call(name, call.key, call.args_key);
                         return Ok(serve(&value));
                     }
                 }
@@ -432,9 +440,11 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     }
     legacy_warning(&spec, &stored);
     trace(name, CallOutcome::Miss(reason));
+    context::note_cached_call(name, call.key, call.args_key);
     Ok(match stored {
         // The caller gets the value it computed; the cache keeps its own copy.
         StoredValue::Data(_) => returned,
         StoredValue::Resource(handle) => Dynamic::from(handle),
+        StoredValue::Cell(_) => unreachable!("a cached fn stores data or a resource"),
     })
 }

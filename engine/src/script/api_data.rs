@@ -3,7 +3,7 @@
 use polars::prelude::AnyValue;
 use rhai::{Array, Dynamic, Engine, INT, Map};
 
-use super::context::notebook_dir;
+use super::context::{self, notebook_dir};
 use super::convert::display;
 use super::{ScriptResult, script_error};
 use crate::data::{self, Frame, SqliteConnection};
@@ -104,6 +104,7 @@ pub(super) fn register(engine: &mut Engine) {
     });
 
     engine.register_fn("read_csv", |path: &str| {
+        note_source(path);
         data::read_csv(path, notebook_dir().as_deref()).map_err(fail)
     });
     engine.register_fn("sql", |query: &str, tables: Map| -> ScriptResult<Frame> {
@@ -120,6 +121,7 @@ pub(super) fn register(engine: &mut Engine) {
 
     engine.register_type_with_name::<SqliteConnection>("SqliteConnection");
     engine.register_fn("sqlite_connect", |path: &str| {
+        note_source(path);
         SqliteConnection::open(path, notebook_dir().as_deref()).map_err(fail)
     });
     engine.register_fn("query", |conn: &mut SqliteConnection, sql: &str| {
@@ -133,5 +135,22 @@ pub(super) fn register(engine: &mut Engine) {
         format!("SQLite connection to {}", conn.path)
     });
 
-    engine.register_fn("http_get", |url: &str| data::http_get(url).map_err(fail));
+    engine.register_fn("http_get", |url: &str| {
+        context::note_uncacheable(&format!(
+            "calls http_get({url:?}) outside a cached function (wrap it in a @cache_data fn to cache it)"
+        ));
+        data::http_get(url).map_err(fail)
+    });
+}
+
+/// Tells the cell cache what a cell reads: a URL can change at any time (not cacheable
+/// outside a cached function); a local file is fingerprinted.
+fn note_source(path_or_url: &str) {
+    if data::is_url(path_or_url) {
+        context::note_uncacheable(&format!(
+            "reads {path_or_url} outside a cached function (wrap it in a @cache_data fn to cache it)"
+        ));
+    } else if let Ok(path) = data::resolve_path(path_or_url, notebook_dir().as_deref()) {
+        context::note_file(&path);
+    }
 }

@@ -4,14 +4,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rhai::{Dynamic, Engine, FLOAT, INT};
 
-use super::context::stop_reason;
+use super::context::{note_uncacheable, stop_reason};
 use super::{ScriptResult, script_error};
 
 pub(super) fn register(engine: &mut Engine) {
     // Typed overloads, so they take precedence over Rhai's own (uninterruptible) `sleep`.
     engine.register_fn("sleep", |seconds: FLOAT| sleep(seconds));
     engine.register_fn("sleep", |seconds: INT| sleep(seconds as FLOAT));
+    // Monotonic seconds, for timing code from a notebook (like Python's time.perf_counter).
+    let origin = Instant::now();
+    engine.register_fn("perf_counter", move || {
+        note_uncacheable("calls `perf_counter()`");
+        origin.elapsed().as_secs_f64()
+    });
     engine.register_fn("now", || {
+        note_uncacheable("calls `now()`");
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

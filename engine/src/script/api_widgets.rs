@@ -3,7 +3,7 @@
 
 use rhai::{Array, Dynamic, Engine, FLOAT, INT};
 
-use super::context::{emit, with};
+use super::context::{self, emit, with};
 use super::convert::display;
 use super::{ScriptResult, script_error};
 use crate::elements::{Element, ElementKind, Payload, WidgetElement};
@@ -83,10 +83,13 @@ fn guard(kind: ElementKind, label: &str) -> ScriptResult<()> {
 
 /// The value set for `label` from outside, if any.
 fn set_value(label: &str) -> Option<WidgetValue> {
-    with(|ctx| ctx.widgets.get(label).cloned()).flatten()
+    let value = with(|ctx| ctx.widgets.get(label).cloned()).flatten();
+    context::note_widget(label, value.as_ref());
+    value
 }
 
 fn emit_widget(kind: ElementKind, widget: WidgetElement) {
+    context::note_widget_shown(&widget.label, &widget.value.to_string());
     emit(Element {
         kind,
         text: format!("{} = {}", widget.label, widget.value),
@@ -268,6 +271,8 @@ fn selectbox(label: &str, options: Array, index: INT) -> ScriptResult<Dynamic> {
 /// True only on the run right after a click: the click is taken out when read.
 fn button(label: &str) -> ScriptResult<bool> {
     guard(ElementKind::Button, label)?;
+    // A click is an event, not a value: a replay could not tell it happened.
+    context::note_uncacheable(&format!("uses button `{label}`"));
     let clicked = with(|ctx| ctx.widgets.take(label))
         .flatten()
         .and_then(|v| v.as_bool())

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cache::{AnnotatedFn, CacheRegistry, MissReason};
+use crate::cache::{AnnotatedFn, CacheRegistry, MissReason, ResourceHandle};
+use crate::cells::trace::{CellRecorder, FileFingerprint, Read};
 use crate::elements::Element;
-use crate::widgets::WidgetValues;
+use crate::widgets::{WidgetValue, WidgetValues};
 
 /// Where `print` output goes.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -41,6 +42,19 @@ pub(crate) struct RunContext {
     pub computing: Vec<ComputingFrame>,
     /// Functions whose deprecation warning was shown this run.
     pub warned: HashSet<String>,
+    /// Variables defined by the cells run so far, with what later cells compare them by.
+    pub vars: HashMap<String, VarInfo>,
+    /// What the running cell reads (`None` while no cell is being traced).
+    pub recorder: Option<CellRecorder>,
+}
+
+/// A variable defined by an earlier cell of this run.
+#[derive(Clone, Debug)]
+pub struct VarInfo {
+    /// Digest of its value, or the type name of a value with no content to compare.
+    pub digest: Result<u128, String>,
+    /// The cell that defined it.
+    pub defined_in: usize,
 }
 
 /// A cached function of the notebook, ready to be called.
@@ -160,4 +174,131 @@ pub(crate) fn stop_reason() -> Option<String> {
             _ => None,
         }
     })
+}
+
+/// Runs `f` on the running cell's recorder, unless no cell is traced.
+fn record(f: impl FnOnce(&mut CellRecorder, &RunContext)) {
+    CONTEXT.with(|c| {
+        let mut borrowed = c.borrow_mut();
+        let Some(ctx) = borrowed.as_mut() else {
+            return;
+        };
+        if let Some(mut recorder) = ctx.recorder.take() {
+            f(&mut recorder, ctx);
+            ctx.recorder = Some(recorder);
+        }
+    });
+}
+
+/// Whether a cached function is computing on this thread: what it reads is its own
+/// cache's business, so the cell's trace ignores non-determinism and files inside it.
+fn in_cached_fn(ctx: &RunContext) -> bool {
+    !ctx.computing.is_empty()
+}
+
+/// A variable was read (Rhai's variable resolver calls this): record earlier cells'
+/// variables and `state` with their digests.
+pub(crate) fn note_var(name: &str, scope: &rhai::Scope) {
+    record(|recorder, ctx| {
+        if name == "state" {
+            if recorder.first_time("state") {
+                let state = scope.get("state").cloned().unwrap_or_default();
+                match crate::cells::outputs::var_digest(&state) {
+                    Ok(digest) => {
+                        recorder.state_read = Some(digest);
+                        recorder.reads.push(Read::State { digest });
+                    }
+                    Err(type_name) => recorder.refuse(format!("`state` holds a {type_name}")),
+                }
+            }
+            return;
+        }
+        let Some(info) = ctx.vars.get(name) else {
+            return;
+        };
+        if !recorder.first_time(name) {
+            return;
+        }
+        match &info.digest {
+            Ok(digest) => recorder.reads.push(Read::Var {
+                name: name.to_string(),
+                digest: *digest,
+            }),
+            Err(type_name) => recorder.refuse(format!(
+                "reads `{name}`, a {type_name}, which has no content to compare (make it with a @cache_resource fn to share it)"
+            )),
+        }
+    });
+}
+
+/// A widget was read: its set value is part of the cell's signature.
+pub(crate) fn note_widget(label: &str, set: Option<&WidgetValue>) {
+    record(|recorder, _| {
+        if recorder.first_time(&format!("widget:{label}")) {
+            recorder.reads.push(Read::Widget {
+                label: label.to_string(),
+                set: set.cloned(),
+                shown: set.map_or_else(|| "default".to_string(), |v| v.to_string()),
+            });
+        }
+    });
+}
+
+/// What a widget returned, for explanations ("widget `Rows` 5 → 7").
+pub(crate) fn note_widget_shown(label: &str, shown: &str) {
+    record(|recorder, _| {
+        for read in recorder.reads.iter_mut() {
+            if let Read::Widget {
+                label: l, shown: s, ..
+            } = read
+                && l == label
+            {
+                *s = shown.to_string();
+            }
+        }
+    });
+}
+
+/// A local file was read outside a cached function: its size and mtime join the signature.
+pub(crate) fn note_file(path: &std::path::Path) {
+    record(|recorder, ctx| {
+        if !in_cached_fn(ctx) && recorder.first_time(&format!("file:{}", path.display())) {
+            recorder.reads.push(Read::File {
+                path: path.to_path_buf(),
+                fingerprint: FileFingerprint::of(path),
+            });
+        }
+    });
+}
+
+/// The cell did something that a replay cannot reproduce (outside a cached function).
+pub(crate) fn note_uncacheable(reason: &str) {
+    record(|recorder, ctx| {
+        if !in_cached_fn(ctx) {
+            recorder.refuse(reason);
+        }
+    });
+}
+
+/// A shared resource was used through its handle.
+pub(crate) fn note_resource(handle: &ResourceHandle) {
+    record(|recorder, ctx| {
+        if !in_cached_fn(ctx) {
+            recorder.use_resource(handle);
+        }
+    });
+}
+
+/// The cell relied on a cached function's entry (its ttl, a clear or an eviction must make
+/// the cell run again).
+pub(crate) fn note_cached_call(function: &str, key: u128, args_key: u128) {
+    record(|recorder, ctx| {
+        if !in_cached_fn(ctx) && recorder.first_time(&format!("call:{function}:{key}")) {
+            recorder.reads.push(Read::CachedCall {
+                function: function.to_string(),
+                key,
+                args_key,
+            });
+        }
+    });
 }

@@ -41,6 +41,14 @@ pub fn build_engine() -> Engine {
             None
         }
     });
+    // Every variable access is reported to the cell cache, which records the earlier
+    // cells' variables the running cell reads; lookup itself is left to Rhai.
+    // `on_var` is marked volatile (not deprecated) by Rhai; it is the hook for exactly this.
+    #[allow(deprecated)]
+    engine.on_var(|name, _index, ctx| {
+        context::note_var(name, ctx.scope());
+        Ok(None)
+    });
     api_output::register(&mut engine);
     api_widgets::register(&mut engine);
     api_data::register(&mut engine);

@@ -1,0 +1,82 @@
+//! What a cached cell left behind: the variables it defined, restored as copies on a hit.
+
+use rhai::Dynamic;
+
+use crate::cache::value::type_label;
+use crate::cache::{CachedValue, ResourceHandle, key};
+
+/// A variable's value as the cell cache keeps it.
+#[derive(Clone, Debug)]
+pub enum CellVar {
+    /// Data: handed back as a copy (frames share their columns, so copies are cheap).
+    Data(CachedValue),
+    /// A shared resource: handed back as the same handle.
+    Resource(ResourceHandle),
+}
+
+impl CellVar {
+    /// Takes a variable's value; `Err` names its type when it can be neither copied nor shared.
+    pub fn capture(value: &Dynamic) -> Result<Self, String> {
+        if let Some(handle) = value.read_lock::<ResourceHandle>() {
+            return Ok(Self::Resource(handle.clone()));
+        }
+        CachedValue::from_dynamic(value)
+            .map(Self::Data)
+            .map_err(|not_data| not_data.type_name)
+    }
+
+    /// The value to put back in scope.
+    pub fn restore(&self) -> Dynamic {
+        match self {
+            Self::Data(data) => data.to_dynamic(),
+            Self::Resource(handle) => Dynamic::from(handle.clone()),
+        }
+    }
+
+    fn size_bytes(&self) -> u64 {
+        match self {
+            Self::Data(data) => data.size_bytes(),
+            // The resource's own entry accounts for it.
+            Self::Resource(_) => 0,
+        }
+    }
+}
+
+/// The digest later cells compare a variable by: its content, or a resource's identity
+/// (a resource's changes are tracked by its mutation counter instead). `Err` names the type
+/// of a value with no content to compare (a raw connection, a function pointer).
+pub fn var_digest(value: &Dynamic) -> Result<u128, String> {
+    if let Some(handle) = value.read_lock::<ResourceHandle>() {
+        return Ok(xxhash_rust::xxh3::xxh3_128(
+            format!("resource#{}", handle.id()).as_bytes(),
+        ));
+    }
+    key::digest(value).map_err(|_| type_label(value))
+}
+
+/// The variables a cached cell defined, in definition order, with their digests.
+#[derive(Clone, Debug, Default)]
+pub struct CellOutputs {
+    /// `(name, value, digest)`.
+    pub vars: Vec<(String, CellVar, u128)>,
+}
+
+impl CellOutputs {
+    /// Approximate bytes held.
+    pub fn size_bytes(&self) -> u64 {
+        self.vars
+            .iter()
+            .map(|(name, var, _)| name.len() as u64 + var.size_bytes())
+            .sum()
+    }
+
+    /// `defines df, rows` or `defines nothing`, for the panel.
+    pub fn summary(&self) -> String {
+        if self.vars.is_empty() {
+            "defines nothing".to_string()
+        } else {
+            let names: Vec<&str> = self.vars.iter().map(|(n, _, _)| n.as_str()).collect();
+            format!("defines {}", names.join(", "))
+        }
+    }
+}
