@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a notebook headless and print its elements.
     Run(RunArgs),
+    /// Measure the cache (CSV on stdout): `cellar bench cache --rows 1e7`, `cellar bench hit`.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Output formats of `cellar run`.
@@ -71,9 +73,12 @@ pub struct RunArgs {
     /// Run the sessions at the same time, each on its own thread.
     #[arg(long)]
     pub parallel: bool,
-    /// Print, for every cached call, whether it hit or missed and why.
+    /// Print, for every cell and every cached call, whether it hit or missed and why.
     #[arg(long)]
     pub explain: bool,
+    /// Run every cell every time (cache only `@cache_data` / `@cache_resource` functions).
+    #[arg(long)]
+    pub no_cell_cache: bool,
 }
 
 fn parse_set(raw: &str) -> Result<(String, String), String> {
@@ -128,6 +133,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let options = RunOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
         notebook_dir: args.notebook.parent().map(Path::to_path_buf),
+        cell_cache: !args.no_cell_cache,
         ..RunOptions::default()
     };
     let mut sessions: Vec<Session> = (0..args.sessions as usize)
@@ -148,13 +154,31 @@ pub fn run(args: RunArgs) -> ExitCode {
                 printer.element(&name, run, cell.index, &cell.title, element);
             }
             if args.explain {
+                let status = serde_json::json!({
+                    "status": cell.status.chip(),
+                    "reason": cell.status.reason(),
+                });
+                let text = format!("cell: {}", cell.status);
+                printer.explain(&name, run, cell.index, &cell.title, &text, status);
                 for call in &cell.cache_calls {
-                    printer.explain(&name, run, cell.index, &cell.title, &call.to_string());
+                    let call_fields = serde_json::json!({"function": call.function});
+                    printer.explain(
+                        &name,
+                        run,
+                        cell.index,
+                        &cell.title,
+                        &call.to_string(),
+                        call_fields,
+                    );
                 }
             }
         });
         if args.format == Format::Json {
-            printer.line(&cache_stats_line(&name, run, &runtime.cache().stats()).to_string());
+            let mut stats = cache_stats_line(&name, run, &runtime.cache().stats());
+            stats["engine_ms"] = serde_json::json!(report.duration.as_secs_f64() * 1e3);
+            stats["cells_hit"] =
+                serde_json::json!(report.cells.iter().filter(|c| c.status.is_hit()).count());
+            printer.line(&stats.to_string());
         }
         if report.failed() {
             *failed.lock() = true;
@@ -215,18 +239,30 @@ impl Printer {
         }
     }
 
-    fn explain(&self, session: &str, run: u32, cell: usize, title: &str, text: &str) {
+    /// One `explain` line; `fields` adds to the JSON object (status, reason, function).
+    fn explain(
+        &self,
+        session: &str,
+        run: u32,
+        cell: usize,
+        title: &str,
+        text: &str,
+        fields: serde_json::Value,
+    ) {
         match self.format {
             Format::Text => self.line(&format!(
                 "[{session} run {run}] cell {cell} explain: {text}"
             )),
-            Format::Json => self.line(
-                &serde_json::json!({
+            Format::Json => {
+                let mut line = serde_json::json!({
                     "session": session, "run": run, "cell": cell, "title": title,
                     "kind": "explain", "text": text,
-                })
-                .to_string(),
-            ),
+                });
+                if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
+                    line.extend(fields.clone());
+                }
+                self.line(&line.to_string())
+            }
         }
     }
 
@@ -332,10 +368,7 @@ pub fn cache_stats_line(session: &str, run: u32, stats: &[FunctionStats]) -> ser
 
 /// `data`, `resource` or `cell`.
 pub fn kind_name(kind: CacheKind) -> &'static str {
-    match kind {
-        CacheKind::Data | CacheKind::Legacy => "data",
-        CacheKind::Resource => "resource",
-    }
+    kind.name()
 }
 
 fn widget_json(value: &WidgetValue) -> serde_json::Value {

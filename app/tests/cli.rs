@@ -255,7 +255,11 @@ fn persisted_entries_are_shared_by_two_processes() {
         all_json_lines(&output)
     };
     let explain = |lines: &[serde_json::Value]| -> String {
-        lines.iter().find(|l| l["kind"] == "explain").unwrap()["text"]
+        // The cell's own line comes first; this is about the cached call.
+        lines
+            .iter()
+            .find(|l| l["kind"] == "explain" && l["function"] == "load")
+            .unwrap()["text"]
             .as_str()
             .unwrap()
             .to_string()
@@ -269,4 +273,86 @@ fn persisted_entries_are_shared_by_two_processes() {
     );
     let stats = second.iter().find(|l| l["kind"] == "cache_stats").unwrap();
     assert_eq!(stats["functions"]["load"]["entries"], 1);
+}
+
+#[test]
+fn a_second_run_of_the_tour_serves_every_cell_from_the_cell_cache() {
+    let output = cellar(&[
+        "run",
+        "samples/tour.rhai",
+        "--runs",
+        "2",
+        "--explain",
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success());
+    let lines = all_json_lines(&output);
+    let cell_lines = |run: u64| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["kind"] == "explain" && l["run"] == run && l.get("status").is_some())
+            .cloned()
+            .collect()
+    };
+    let first = cell_lines(1);
+    let second = cell_lines(2);
+    assert_eq!(first.len(), 6, "{first:?}");
+    assert!(first.iter().all(|l| l["text"] == "cell: miss (first run)"));
+    assert_eq!(second.len(), 6);
+    for line in &second {
+        assert_eq!(line["status"], "cache hit", "{line}");
+    }
+    // Replayed outputs are the same outputs.
+    let outputs = |run: u64| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["run"] == run
+                    && !["explain", "cache_stats", "spinner"].contains(&l["kind"].as_str().unwrap())
+            })
+            .map(|l| format!("{} {}", l["kind"], l["text"]))
+            .collect()
+    };
+    assert_eq!(outputs(1), outputs(2));
+    let stats: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "cache_stats")
+        .collect();
+    assert_eq!(stats[1]["cells_hit"], 6);
+    assert_eq!(
+        stats[1]["functions"]["cell 2 (A first look)"]["kind"],
+        "cell"
+    );
+}
+
+#[test]
+fn sessions_share_the_cell_cache_and_no_cell_cache_turns_it_off() {
+    let nb = notebook("// %% Pick\nlet n = slider(\"Rows\", 1, 10, 5);\nwrite(n);\n");
+    let path = nb.path().to_str().unwrap();
+    // Sessions share the cell cache: B, with the same slider value, is served A's result.
+    let output = cellar(&[
+        "run",
+        path,
+        "--sessions",
+        "2",
+        "--set",
+        "Rows=7",
+        "--explain",
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("[A run 1] cell 0 explain: cell: miss (first run)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[B run 1] cell 0 explain: cell: hit"),
+        "{text}"
+    );
+    let output = cellar(&["run", path, "--runs", "2", "--explain", "--no-cell-cache"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("[A run 2] cell 0 explain: cell: not cached (cell caching is off)"),
+        "{text}"
+    );
 }
