@@ -128,7 +128,13 @@ pub struct Runtime {
     cache: Arc<CacheRegistry>,
     persist_dir: Option<PathBuf>,
     cells: CellTraces,
+    /// The last notebooks compiled, by a hash of their cells: a rerun of an unchanged
+    /// notebook (every widget move) skips parsing.
+    compiled: parking_lot::Mutex<Vec<(u128, Arc<CompiledNotebook>)>>,
 }
+
+/// How many compiled notebooks are kept (a few open notebooks, or edits in flight).
+const COMPILED_NOTEBOOKS_KEPT: usize = 4;
 
 impl Default for Runtime {
     fn default() -> Self {
@@ -178,6 +184,7 @@ impl Runtime {
             cache,
             persist_dir,
             cells: CellTraces::default(),
+            compiled: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -212,7 +219,7 @@ impl Runtime {
     ) -> RunReport {
         let started = Instant::now();
         self.cache.sweep_expired();
-        let compiled = self.compile(notebook);
+        let compiled = self.compiled(notebook);
 
         context::install(context::RunContext {
             elements: Vec::new(),
@@ -517,6 +524,30 @@ impl Runtime {
         }
     }
 
+    /// The compiled form of `notebook`, from the last few compiled if its cells are unchanged.
+    fn compiled(&self, notebook: &Notebook) -> Arc<CompiledNotebook> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for cell in &notebook.cells {
+            hasher.update(&(cell.first_line as u64).to_le_bytes());
+            hasher.update(&(cell.source.len() as u64).to_le_bytes());
+            hasher.update(cell.source.as_bytes());
+            // The label names the cell in errors.
+            hasher.update(cell.title.as_bytes());
+            hasher.update(&[0xff]);
+        }
+        let key = hasher.digest128();
+        if let Some((_, found)) = self.compiled.lock().iter().find(|(k, _)| *k == key) {
+            return found.clone();
+        }
+        // Compiled without the lock: another session may compile the same text meanwhile.
+        let compiled = Arc::new(self.compile(notebook));
+        let mut kept = self.compiled.lock();
+        kept.retain(|(k, _)| *k != key);
+        kept.insert(0, (key, compiled.clone()));
+        kept.truncate(COMPILED_NOTEBOOKS_KEPT);
+        compiled
+    }
+
     /// Compiles every cell so that positions are file lines (each source is preceded by as
     /// many empty lines as come before it in the file), after rewriting cache annotations.
     fn compile(&self, notebook: &Notebook) -> CompiledNotebook {
@@ -553,11 +584,16 @@ impl Runtime {
                 }
                 let padded = format!("{}{}", "\n".repeat(offset), rewritten.source);
                 let ast = self.engine.compile(padded).map_err(|err| {
-                    error(
-                        err.1.line(),
-                        err.1.position(),
-                        format!("syntax error: {}", err.0),
-                    )
+                    // The wrapper on an annotation's line repeats the fn's header: an error
+                    // there (a reserved name, say) is reported on the fn itself.
+                    let line = err.1.line().map(|line| {
+                        rewritten
+                            .functions
+                            .iter()
+                            .find(|f| f.annotation_line + offset == line)
+                            .map_or(line, |f| f.fn_line + offset)
+                    });
+                    error(line, err.1.position(), format!("syntax error: {}", err.0))
                 })?;
                 Ok(CompiledCell {
                     ast,

@@ -215,3 +215,17 @@ fn output_functions_emit_their_kinds_in_order() {
     assert_eq!(texts(&report).last().unwrap(), "l[0] is: 2");
     assert!(!report.failed(), "error() is an element, not a failure");
 }
+
+#[test]
+fn a_syntax_error_in_an_annotated_fn_header_points_at_the_fn_not_the_annotation() {
+    let report = cellar_tests::run_once("// %% A\nlet a = 1;\n@cache_data\nfn shared() { 1 }\n");
+    let err = report.cells[0]
+        .error
+        .as_ref()
+        .expect("`shared` is reserved in Rhai");
+    assert_eq!((err.line, err.column), (Some(4), Some(4)), "{err}");
+    assert!(
+        err.message.contains("'shared' is a reserved keyword"),
+        "{err}"
+    );
+}

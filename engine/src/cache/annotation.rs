@@ -105,6 +105,9 @@ pub struct AnnotatedFn {
     pub options: CacheOptions,
     /// 1-based line (in the text given to [`preprocess`]) of the annotation.
     pub annotation_line: usize,
+    /// 1-based line of the `fn` it annotates (a syntax error in the generated wrapper, such
+    /// as a reserved name, belongs there).
+    pub fn_line: usize,
 }
 
 /// Columns after `column` on `line` moved right by `delta` when the fn was renamed.
@@ -263,6 +266,7 @@ pub fn preprocess(source: &str) -> Result<Preprocessed, AnnotationError> {
             kind,
             options,
             annotation_line: line_no,
+            fn_line: fn_index + 1,
         });
         i = fn_index + 1;
     }
