@@ -243,6 +243,21 @@ impl Runtime {
         let mut failed_definitions: HashMap<String, usize> = HashMap::new();
         for (index, cell) in notebook.cells.iter().enumerate() {
             let cell_started = Instant::now();
+            if options.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                // Stop ends the run: the cells after the stopped one neither run nor fail.
+                let cell_report = CellReport {
+                    index,
+                    title: cell.title.clone(),
+                    elements: Vec::new(),
+                    error: None,
+                    duration: Duration::ZERO,
+                    cache_calls: Vec::new(),
+                    status: CellStatus::Skipped,
+                };
+                on_cell(&cell_report);
+                report.cells.push(cell_report);
+                continue;
+            }
             let mut status = CellStatus::Failed;
             let error = match &compiled.cells[index] {
                 Err(err) => Some(err.clone()),

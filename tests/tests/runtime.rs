@@ -176,7 +176,7 @@ fn a_run_can_be_cancelled_from_another_thread() {
     let runtime = Runtime::new();
     let (options, _) = capturing_log();
     let cancel = options.cancel.clone();
-    let notebook = Notebook::parse("let i = 0;\nloop { i += 1; }\n");
+    let notebook = Notebook::parse("let i = 0;\nloop { i += 1; }\n// %% After\nwrite(1);\n");
     let stopper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         cancel.store(true, Ordering::Relaxed);
@@ -187,6 +187,9 @@ fn a_run_can_be_cancelled_from_another_thread() {
         report.cells[0].error.as_ref().unwrap().message,
         "stopped by the user"
     );
+    // The rest of the run is skipped, not failed one cell at a time.
+    assert_eq!(report.cells[1].status, cellar_engine::CellStatus::Skipped);
+    assert!(report.cells[1].elements.is_empty());
 }
 
 #[test]
