@@ -9,6 +9,7 @@
 //! - [`cli`]: `cellar run`.
 
 pub mod app;
+pub mod cache_panel;
 pub mod cli;
 pub mod outputs;
 pub mod worker;

@@ -1,0 +1,491 @@
+//! The "Entries" section: a filterable table sorted by clicking its headers, and the details
+//! of the selected entry with its clear buttons.
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use cellar_engine::cache::{CacheKind, EntryInfo};
+use egui::{RichText, Sense};
+use egui_extras::{Column, TableBuilder};
+
+use super::Clear;
+use super::format;
+use super::log::EventLog;
+
+/// A column the table can be sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SortColumn {
+    Kind,
+    Function,
+    Args,
+    Size,
+    Hits,
+    Age,
+    TtlLeft,
+    Persisted,
+}
+
+impl SortColumn {
+    const ALL: [Self; 8] = [
+        Self::Kind,
+        Self::Function,
+        Self::Args,
+        Self::Size,
+        Self::Hits,
+        Self::Age,
+        Self::TtlLeft,
+        Self::Persisted,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Kind => "Kind",
+            Self::Function => "Function",
+            Self::Args => "Arguments",
+            Self::Size => "Size",
+            Self::Hits => "Hits",
+            Self::Age => "Age",
+            Self::TtlLeft => "TTL left",
+            Self::Persisted => "Disk",
+        }
+    }
+
+    /// The direction a first click sorts in: the biggest and busiest first, names A to Z.
+    fn starts_descending(self) -> bool {
+        matches!(self, Self::Size | Self::Hits | Self::Persisted)
+    }
+
+    fn column(self) -> Column {
+        let (initial, least) = match self {
+            Self::Kind => (56.0, 36.0),
+            Self::Function => (92.0, 50.0),
+            Self::Args => (104.0, 50.0),
+            Self::Size => (56.0, 40.0),
+            Self::Hits => (40.0, 30.0),
+            Self::Age => (48.0, 32.0),
+            Self::TtlLeft => (64.0, 32.0),
+            Self::Persisted => (40.0, 28.0),
+        };
+        Column::initial(initial).at_least(least).clip(true)
+    }
+
+    fn compare(self, a: &EntryInfo, b: &EntryInfo) -> Ordering {
+        match self {
+            Self::Kind => a.kind.name().cmp(b.kind.name()),
+            Self::Function => a.function.cmp(&b.function),
+            Self::Args => a.args.cmp(&b.args),
+            Self::Size => a.size_bytes.cmp(&b.size_bytes),
+            Self::Hits => a.hits.cmp(&b.hits),
+            // Older entries were created earlier: a larger age is a smaller `created`.
+            Self::Age => b.created.cmp(&a.created),
+            // No ttl never expires: it sorts after every countdown.
+            Self::TtlLeft => match (a.ttl_left, b.ttl_left) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
+            Self::Persisted => a.persisted.cmp(&b.persisted),
+        }
+    }
+}
+
+/// Sorting, filtering and selection of the entries table.
+pub(super) struct EntriesView {
+    sort: SortColumn,
+    descending: bool,
+    filter: String,
+    show_data: bool,
+    show_resource: bool,
+    show_cell: bool,
+    /// The selected entry: its function and full key (stable across refreshes).
+    pub selected: Option<(String, u128)>,
+}
+
+impl EntriesView {
+    pub fn new() -> Self {
+        Self {
+            sort: SortColumn::Function,
+            descending: false,
+            filter: String::new(),
+            show_data: true,
+            show_resource: true,
+            show_cell: true,
+            selected: None,
+        }
+    }
+
+    /// Whether the entry passes the kind toggles and the text filter.
+    fn shows(&self, entry: &EntryInfo, needle: &str) -> bool {
+        let kind_on = match entry.kind {
+            CacheKind::Data | CacheKind::Legacy => self.show_data,
+            CacheKind::Resource => self.show_resource,
+            CacheKind::Cell => self.show_cell,
+        };
+        kind_on
+            && (needle.is_empty()
+                || [&entry.function, &entry.args, &entry.value, &entry.key_short]
+                    .iter()
+                    .any(|text| text.to_lowercase().contains(needle)))
+    }
+
+    /// Indices of the entries to show, in display order.
+    fn rows(&self, entries: &[EntryInfo]) -> Vec<usize> {
+        let needle = self.filter.trim().to_lowercase();
+        let mut rows: Vec<usize> = (0..entries.len())
+            .filter(|&i| self.shows(&entries[i], &needle))
+            .collect();
+        rows.sort_by(|&a, &b| {
+            let (a, b) = (&entries[a], &entries[b]);
+            let order = self.sort.compare(a, b);
+            let order = if self.descending {
+                order.reverse()
+            } else {
+                order
+            };
+            // Ties keep a meaningful order: by function, then oldest first.
+            // The key last, so equal rows never swap places between frames.
+            order
+                .then_with(|| a.function.cmp(&b.function))
+                .then_with(|| a.created.cmp(&b.created))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        rows
+    }
+
+    /// Draws the filter row, the table and the selected entry's details.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        entries: &[EntryInfo],
+        log: &EventLog,
+        now: Duration,
+    ) -> Option<Clear> {
+        self.filter_ui(ui);
+        let rows = self.rows(entries);
+        ui.label(
+            RichText::new(format!("{} of {} entries", rows.len(), entries.len()))
+                .small()
+                .weak(),
+        );
+        if !rows.is_empty() {
+            // Wide enough for every column at 420 px; a narrower panel scrolls sideways.
+            ui.scope(|ui| {
+                // A solid bar takes its own space; a floating one would cover the last row.
+                ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
+                egui::ScrollArea::horizontal()
+                    .id_salt("cache_panel_entries_h")
+                    .show(ui, |ui| self.table_ui(ui, entries, &rows, now));
+            });
+        }
+        let selected = self.selected.as_ref().and_then(|(function, key)| {
+            entries
+                .iter()
+                .find(|e| &e.function == function && e.key == *key)
+        });
+        match selected {
+            Some(entry) => {
+                ui.separator();
+                details_ui(ui, entry, log, now)
+            }
+            None => {
+                // The entry left (cleared, evicted): drop the stale selection.
+                self.selected = None;
+                None
+            }
+        }
+    }
+
+    fn filter_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.filter)
+                    .hint_text("Filter: function, argument, value")
+                    .desired_width((ui.available_width() - 170.0).max(80.0)),
+            );
+            if !self.filter.is_empty()
+                && ui.small_button("×").on_hover_text("Clear filter").clicked()
+            {
+                self.filter.clear();
+            }
+            ui.toggle_value(&mut self.show_data, "data")
+                .on_hover_text("Show @cache_data entries");
+            ui.toggle_value(&mut self.show_resource, "resource")
+                .on_hover_text("Show @cache_resource entries");
+            ui.toggle_value(&mut self.show_cell, "cell")
+                .on_hover_text("Show cached cells");
+        });
+    }
+
+    fn table_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        entries: &[EntryInfo],
+        rows: &[usize],
+        now: Duration,
+    ) {
+        let dark_mode = ui.visuals().dark_mode;
+        // Labels must not take the click (to select text): the row takes it, to select the entry.
+        ui.style_mut().interaction.selectable_labels = false;
+        let mut clicked_header = None;
+        let mut clicked_row = None;
+        let table = SortColumn::ALL
+            .iter()
+            .fold(TableBuilder::new(ui), |table, column| {
+                table.column(column.column())
+            })
+            .id_salt("cache_panel_entries")
+            .striped(true)
+            .resizable(true)
+            .sense(Sense::click())
+            .max_scroll_height(240.0)
+            .cell_layout(egui::Layout::left_to_right(egui::Align::Center));
+        table
+            .header(20.0, |mut header| {
+                for column in SortColumn::ALL {
+                    header.col(|ui| {
+                        let active = self.sort == column;
+                        let arrow = match (active, self.descending) {
+                            (false, _) => "",
+                            (true, false) => " ▲",
+                            (true, true) => " ▼",
+                        };
+                        let text = header_text(ui, column.title(), arrow);
+                        if ui
+                            .add(egui::Button::selectable(active, text).frame_when_inactive(false))
+                            .clicked()
+                        {
+                            clicked_header = Some(column);
+                        }
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(20.0, rows.len(), |mut row| {
+                    let entry = &entries[rows[row.index()]];
+                    let selected = self
+                        .selected
+                        .as_ref()
+                        .is_some_and(|(f, k)| f == &entry.function && *k == entry.key);
+                    row.set_selected(selected);
+                    row.col(|ui| {
+                        ui.label(
+                            RichText::new(entry.kind.name())
+                                .small()
+                                .color(format::kind_color(entry.kind, dark_mode)),
+                        );
+                    });
+                    row.col(|ui| {
+                        ui.add(egui::Label::new(&entry.function).truncate());
+                    });
+                    row.col(|ui| {
+                        let args = if entry.args.is_empty() {
+                            RichText::new("no arguments").weak()
+                        } else {
+                            RichText::new(&entry.args)
+                        };
+                        ui.add(egui::Label::new(args).truncate());
+                    });
+                    row.col(|ui| {
+                        ui.label(format::bytes(entry.size_bytes));
+                    });
+                    row.col(|ui| {
+                        ui.label(entry.hits.to_string());
+                    });
+                    row.col(|ui| {
+                        ui.label(format::duration(now.saturating_sub(entry.created)));
+                    });
+                    row.col(|ui| {
+                        match entry.ttl_left {
+                            Some(left) => ui.label(format::duration(left)),
+                            None => ui.label(RichText::new("–").weak()),
+                        };
+                    });
+                    row.col(|ui| {
+                        if entry.persisted {
+                            disk_icon(ui).on_hover_text("Also persisted on disk");
+                        }
+                    });
+                    if row.response().clicked() {
+                        clicked_row = Some((entry.function.clone(), entry.key));
+                    }
+                });
+            });
+        if let Some(column) = clicked_header {
+            if self.sort == column {
+                self.descending = !self.descending;
+            } else {
+                self.sort = column;
+                self.descending = column.starts_descending();
+            }
+        }
+        if let Some(clicked) = clicked_row {
+            // A second click on the selected row unselects it.
+            self.selected = if self.selected.as_ref() == Some(&clicked) {
+                None
+            } else {
+                Some(clicked)
+            };
+        }
+    }
+}
+
+/// `Size ▼`: the title in the UI font, the arrow in the monospace font (the default UI font
+/// has no arrows).
+fn header_text(ui: &egui::Ui, title: &str, arrow: &str) -> egui::text::LayoutJob {
+    let color = ui.visuals().strong_text_color();
+    let size = egui::TextStyle::Body.resolve(ui.style()).size;
+    let mut job = egui::text::LayoutJob::default();
+    job.append(
+        title,
+        0.0,
+        egui::TextFormat::simple(egui::FontId::proportional(size), color),
+    );
+    job.append(
+        arrow,
+        0.0,
+        egui::TextFormat::simple(egui::FontId::monospace(size), color),
+    );
+    job
+}
+
+/// A small floppy disk, painted (no default font has one), labelled for screen readers.
+fn disk_icon(ui: &mut egui::Ui) -> egui::Response {
+    let size = egui::vec2(12.0, 12.0);
+    let (rect, response) = ui.allocate_exact_size(size, Sense::hover());
+    response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::accesskit::Role::Image, true, "on disk"));
+    if ui.is_rect_visible(rect) {
+        let color = ui.visuals().text_color();
+        let painter = ui.painter();
+        painter.rect_stroke(
+            rect,
+            1.5,
+            egui::Stroke::new(1.2, color),
+            egui::StrokeKind::Inside,
+        );
+        // The shutter at the top and the label below it.
+        let shutter = egui::Rect::from_min_max(
+            rect.left_top() + egui::vec2(3.0, 1.0),
+            rect.right_top() + egui::vec2(-3.0, 4.5),
+        );
+        painter.rect_filled(shutter, 0.5, color);
+        let label = egui::Rect::from_min_max(
+            rect.left_bottom() + egui::vec2(2.5, -5.0),
+            rect.right_bottom() + egui::vec2(-2.5, -2.0),
+        );
+        painter.rect_stroke(
+            label,
+            0.5,
+            egui::Stroke::new(1.0, color),
+            egui::StrokeKind::Inside,
+        );
+    }
+    response
+}
+
+/// The selected entry in full: key, key parts, value, times, why it was computed.
+fn details_ui(
+    ui: &mut egui::Ui,
+    entry: &EntryInfo,
+    log: &EventLog,
+    now: Duration,
+) -> Option<Clear> {
+    let mut action = None;
+    ui.label(RichText::new(format!("{} [{}]", entry.function, entry.key_short)).strong());
+    egui::Grid::new("cache_panel_details")
+        .num_columns(2)
+        .spacing([12.0, 4.0])
+        .striped(true)
+        .show(ui, |ui| {
+            let row = |ui: &mut egui::Ui, name: &str, value: RichText| {
+                ui.label(RichText::new(name).weak());
+                ui.add(egui::Label::new(value).wrap());
+                ui.end_row();
+            };
+            row(ui, "Kind", RichText::new(entry.kind.name()));
+            row(
+                ui,
+                "Key",
+                RichText::new(format!("{:032x}", entry.key)).monospace(),
+            );
+            if entry.parts.is_empty() {
+                row(ui, "Key parts", RichText::new("no arguments").weak());
+            }
+            for (i, part) in entry.parts.iter().enumerate() {
+                let what = if part.widget { "widget" } else { "argument" };
+                let name = if i == 0 { "Key parts" } else { "" };
+                ui.label(RichText::new(name).weak());
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(format!("{} = {}", part.name, part.summary));
+                    ui.label(RichText::new(what).small().weak())
+                        .on_hover_text(format!("digest {:032x}", part.digest));
+                });
+                ui.end_row();
+            }
+            row(ui, "Value", RichText::new(&entry.value));
+            row(ui, "Size", RichText::new(format::bytes(entry.size_bytes)));
+            row(
+                ui,
+                "Created",
+                RichText::new(format::ago(now, entry.created)),
+            );
+            row(
+                ui,
+                "Last hit",
+                match entry.last_hit {
+                    Some(at) => RichText::new(format::ago(now, at)),
+                    None => RichText::new("never").weak(),
+                },
+            );
+            row(ui, "Hits", RichText::new(entry.hits.to_string()));
+            row(
+                ui,
+                "TTL left",
+                match entry.ttl_left {
+                    Some(left) => RichText::new(format::duration(left)),
+                    None => RichText::new("no ttl").weak(),
+                },
+            );
+            row(
+                ui,
+                "On disk",
+                RichText::new(if entry.persisted { "yes" } else { "no" }),
+            );
+            row(
+                ui,
+                "Computed because",
+                match log.entry_miss(&entry.function, &entry.key_short) {
+                    Some(reason) => RichText::new(reason.to_string()),
+                    None => RichText::new("not in the log (computed before it started)").weak(),
+                },
+            );
+            if let Some((key, reason)) = log.function_miss(&entry.function) {
+                row(ui, "Last miss", RichText::new(format!("[{key}] {reason}")));
+            }
+        });
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .button("Clear entry")
+            .on_hover_text("Remove this entry (and its file on disk)")
+            .clicked()
+        {
+            action = Some(Clear::Entry {
+                function: entry.function.clone(),
+                key: entry.key,
+                persisted: entry.persisted,
+            });
+        }
+        if ui
+            .button("Clear function")
+            .on_hover_text(format!(
+                "Remove every entry of `{}` (and its files on disk)",
+                entry.function
+            ))
+            .clicked()
+        {
+            action = Some(Clear::Function(entry.function.clone()));
+        }
+    });
+    action
+}

@@ -1,0 +1,330 @@
+//! The cache panel: what the cache holds, what it evicted and why, and buttons to clear it.
+//!
+//! The app shows it in a resizable side panel:
+//!
+//! ```no_run
+//! # fn panel(ui: &mut egui::Ui, runtime: &cellar_engine::Runtime) {
+//! let mut panel = cellar::cache_panel::CachePanel::new();
+//! if panel.ui(ui, runtime) {
+//!     // Something was cleared: refresh the cells' status chips.
+//! }
+//! # }
+//! ```
+//!
+//! Everything is read from the runtime's [`CacheRegistry`]: the event log is polled each
+//! frame with `events_since` (only new events are copied), and the entries, counters and
+//! size history are re-read when an event arrived or a second passed (ages and ttl count
+//! down). The sections:
+//!
+//! - `entries`: the sortable, filterable table and the selected entry's details;
+//! - totals per function and overall (here);
+//! - `log`: the eviction log, colour-coded by cause;
+//! - `plot`: bytes and entries over time with eviction markers.
+
+mod entries;
+mod format;
+mod log;
+mod plot;
+
+use std::time::Duration;
+
+use cellar_engine::Runtime;
+use cellar_engine::cache::registry::HistoryPoint;
+use cellar_engine::cache::{
+    CacheKind, CacheRegistry, EntryInfo, FunctionStats, RemovalCause, persist,
+};
+use egui::{CollapsingHeader, RichText};
+
+use entries::EntriesView;
+use log::EventLog;
+use plot::PlotWindow;
+
+/// How often (seconds of UI time) entries are re-read when no event arrived, so ages and
+/// ttl countdowns move.
+const REFRESH_EVERY_S: f64 = 1.0;
+
+/// The cache panel's view state (sorting, filter, selection, plot window).
+pub struct CachePanel {
+    entries: EntriesView,
+    log: EventLog,
+    plot_window: PlotWindow,
+    snapshot: Snapshot,
+    /// UI time of the last re-read; `None` before the first frame.
+    refreshed_at: Option<f64>,
+}
+
+/// What the registry held at the last re-read.
+#[derive(Default)]
+struct Snapshot {
+    entries: Vec<EntryInfo>,
+    stats: Vec<FunctionStats>,
+    history: Vec<HistoryPoint>,
+    /// The registry's clock at the re-read (a test's manual clock, in tests).
+    now: Duration,
+}
+
+/// A clear the user asked for; applied after drawing, outside any borrow of the snapshot.
+enum Clear {
+    /// One entry, and its file on disk if it was persisted.
+    Entry {
+        function: String,
+        key: u128,
+        persisted: bool,
+    },
+    /// Every entry of a function, and its files on disk.
+    Function(String),
+    /// Every entry of a kind (data: and the files of every data function).
+    Kind(CacheKind),
+}
+
+impl Default for CachePanel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CachePanel {
+    /// A panel with nothing selected, sorted by function, showing every kind.
+    pub fn new() -> Self {
+        Self {
+            entries: EntriesView::new(),
+            log: EventLog::new(),
+            plot_window: PlotWindow::TenMinutes,
+            snapshot: Snapshot::default(),
+            refreshed_at: None,
+        }
+    }
+
+    /// Draws the panel for the runtime's cache; returns true when the user cleared something
+    /// (so the app can refresh its cell status chips).
+    pub fn ui(&mut self, ui: &mut egui::Ui, runtime: &Runtime) -> bool {
+        let registry = runtime.cache();
+        let time = ui.input(|i| i.time);
+        let new_events = self.log.poll(registry);
+        let stale = self
+            .refreshed_at
+            .is_none_or(|at| time - at >= REFRESH_EVERY_S || time < at);
+        if new_events || stale {
+            self.refresh(registry, time);
+        }
+        // Expired entries leave when someone looks: sweep them now, so the table and the log
+        // show them leaving on time rather than at the next call of their function.
+        if self
+            .snapshot
+            .entries
+            .iter()
+            .any(|e| e.ttl_left == Some(Duration::ZERO))
+            && registry.sweep_expired() > 0
+        {
+            self.log.poll(registry);
+            self.refresh(registry, time);
+        }
+        // Ages and ttl countdowns move even when nothing else happens.
+        ui.ctx()
+            .request_repaint_after(Duration::from_secs_f64(REFRESH_EVERY_S));
+
+        let mut action = self.header_ui(ui);
+        egui::ScrollArea::vertical()
+            .id_salt("cache_panel_scroll")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                CollapsingHeader::new("Entries")
+                    .id_salt("cache_panel_entries_section")
+                    .default_open(true)
+                    .show(ui, |ui| {
+                        let now = self.snapshot.now;
+                        if let Some(a) = self.entries.ui(ui, &self.snapshot.entries, &self.log, now)
+                        {
+                            action = Some(a);
+                        }
+                    });
+                CollapsingHeader::new("Totals per function")
+                    .id_salt("cache_panel_totals_section")
+                    .default_open(true)
+                    .show(ui, |ui| totals_ui(ui, &self.snapshot.stats));
+                CollapsingHeader::new("Eviction log")
+                    .id_salt("cache_panel_log_section")
+                    .default_open(true)
+                    .show(ui, |ui| self.log.ui(ui, self.snapshot.now));
+                CollapsingHeader::new("Size over time")
+                    .id_salt("cache_panel_plot_section")
+                    .default_open(true)
+                    .show(ui, |ui| {
+                        plot::ui(
+                            ui,
+                            &mut self.plot_window,
+                            &self.snapshot.history,
+                            self.snapshot.now,
+                        )
+                    });
+            });
+
+        let Some(action) = action else {
+            return false;
+        };
+        apply(action, runtime);
+        self.log.poll(registry);
+        self.refresh(registry, time);
+        true
+    }
+
+    fn refresh(&mut self, registry: &CacheRegistry, time: f64) {
+        self.snapshot = Snapshot {
+            entries: registry.entries(),
+            stats: registry.stats(),
+            history: registry.history(),
+            now: registry.now(),
+        };
+        self.refreshed_at = Some(time);
+        let live: std::collections::HashSet<(&str, &str)> = self
+            .snapshot
+            .entries
+            .iter()
+            .map(|e| (e.function.as_str(), e.key_short.as_str()))
+            .collect();
+        self.log
+            .prune_miss_reasons(|function, key| live.contains(&(function, key)));
+    }
+
+    /// The overall totals and the clear-all buttons, always visible above the sections.
+    fn header_ui(&self, ui: &mut egui::Ui) -> Option<Clear> {
+        let stats = &self.snapshot.stats;
+        let (entries, bytes, hits, misses) = stats.iter().fold((0, 0, 0, 0), |t, s| {
+            (t.0 + s.entries, t.1 + s.bytes, t.2 + s.hits, t.3 + s.misses)
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Cache").strong());
+            ui.label(format!(
+                "{entries} entries · {} · {hits} hits · {misses} misses · {} hit rate",
+                format::bytes(bytes),
+                format::hit_rate(hits, misses)
+            ));
+        });
+        let mut action = None;
+        ui.horizontal_wrapped(|ui| {
+            if ui
+                .button("Clear all data")
+                .on_hover_text("Every @cache_data entry, in memory and on disk (cache_data_clear)")
+                .clicked()
+            {
+                action = Some(Clear::Kind(CacheKind::Data));
+            }
+            if ui
+                .button("Clear all resources")
+                .on_hover_text("Every @cache_resource entry (cache_resource_clear)")
+                .clicked()
+            {
+                action = Some(Clear::Kind(CacheKind::Resource));
+            }
+        });
+        ui.separator();
+        action
+    }
+}
+
+/// One row per function, then the overall totals.
+fn totals_ui(ui: &mut egui::Ui, stats: &[FunctionStats]) {
+    if stats.is_empty() {
+        ui.label(RichText::new("No cached function called yet.").weak());
+        return;
+    }
+    ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
+    egui::ScrollArea::horizontal()
+        .id_salt("cache_panel_totals_h")
+        .show(ui, |ui| {
+            egui::Grid::new("cache_panel_totals")
+                .num_columns(7)
+                .striped(true)
+                .spacing([10.0, 3.0])
+                .show(ui, |ui| {
+                    for title in [
+                        "Function", "Entries", "Hits", "Misses", "Hit rate", "Evicted", "Bytes",
+                    ] {
+                        ui.label(RichText::new(title).strong());
+                    }
+                    ui.end_row();
+                    let dark_mode = ui.visuals().dark_mode;
+                    for s in stats {
+                        ui.label(
+                            RichText::new(&s.name).color(format::kind_color(s.kind, dark_mode)),
+                        )
+                        .on_hover_text(format!(
+                            "{} ({})",
+                            s.name,
+                            s.kind.name()
+                        ));
+                        numbers_row(ui, s.entries, s.hits, s.misses, s.evictions, s.bytes);
+                    }
+                    let total = stats.iter().fold((0, 0, 0, 0, 0), |t, s| {
+                        (
+                            t.0 + s.entries,
+                            t.1 + s.hits,
+                            t.2 + s.misses,
+                            t.3 + s.evictions,
+                            t.4 + s.bytes,
+                        )
+                    });
+                    ui.label(RichText::new("All").strong());
+                    numbers_row(ui, total.0, total.1, total.2, total.3, total.4);
+                });
+        });
+}
+
+fn numbers_row(
+    ui: &mut egui::Ui,
+    entries: usize,
+    hits: u64,
+    misses: u64,
+    evicted: u64,
+    bytes: u64,
+) {
+    ui.label(entries.to_string());
+    ui.label(hits.to_string());
+    ui.label(misses.to_string());
+    ui.label(format::hit_rate(hits, misses));
+    ui.label(evicted.to_string());
+    ui.label(format::bytes(bytes));
+    ui.end_row();
+}
+
+/// Does what the user asked, in memory and on disk (like `cache_clear` and friends).
+fn apply(action: Clear, runtime: &Runtime) {
+    let registry = runtime.cache();
+    let dir = runtime.persist_dir();
+    match action {
+        Clear::Entry {
+            function,
+            key,
+            persisted,
+        } => {
+            // Read the code hash first: it names the entry's file.
+            let code = registry.function_code_hash(&function);
+            registry.remove(&function, key, RemovalCause::Cleared);
+            if let (true, Some(dir), Some(code)) = (persisted, dir, code) {
+                // Already gone is fine: the goal is that it is not there.
+                let _ = std::fs::remove_file(persist::entry_path(dir, &function, code, key));
+            }
+        }
+        Clear::Function(function) => {
+            registry.clear_function(&function);
+            if let Some(dir) = dir {
+                persist::remove_function_files(dir, &function, None);
+            }
+        }
+        Clear::Kind(kind) => {
+            let functions: Vec<String> = registry
+                .stats()
+                .into_iter()
+                .filter(|s| s.kind == kind)
+                .map(|s| s.name)
+                .collect();
+            registry.clear_kind(kind);
+            // Only data is ever persisted.
+            if let (CacheKind::Data, Some(dir)) = (kind, dir) {
+                for function in &functions {
+                    persist::remove_function_files(dir, function, None);
+                }
+            }
+        }
+    }
+}
