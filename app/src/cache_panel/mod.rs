@@ -16,11 +16,12 @@
 //! size history are re-read when an event arrived or a second passed (ages and ttl count
 //! down). The sections:
 //!
-//! - `entries`: the sortable, filterable table and the selected entry's details;
+//! - `entries`: the sortable, filterable table; `details`: the selected entry and its clears;
 //! - totals per function and overall (here);
 //! - `log`: the eviction log, colour-coded by cause;
 //! - `plot`: bytes and entries over time with eviction markers.
 
+mod details;
 mod entries;
 mod format;
 mod log;
