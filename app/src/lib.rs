@@ -6,9 +6,10 @@
 //! - [`app`]: the notebook window.
 //! - [`outputs`]: how each element is drawn.
 //! - [`worker`]: runs notebooks off the UI thread.
-//! - [`cli`]: `cellar run`.
+//! - [`cli`]: `cellar run`; [`bench`]: `cellar bench`.
 
 pub mod app;
+pub mod bench;
 pub mod cache_panel;
 pub mod cli;
 pub mod outputs;

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match args.command {
         Some(cli::Command::Run(run)) => cli::run(run),
+        Some(cli::Command::Bench(args)) => cellar::bench::run(args),
         None => {
             let path = args
                 .file

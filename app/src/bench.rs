@@ -1,0 +1,323 @@
+//! `cellar bench`: the numbers DESIGN.md asks for, measured through the path a notebook uses
+//! (a Rhai `@cache_data` / `@cache_resource` fn, timed from Rhai with `perf_counter()`), so
+//! they compare with Streamlit's scripts in `shared/bench/`. Output is CSV on stdout.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cellar_engine::cache::{CacheRegistry, SystemClock};
+use cellar_engine::{Frame, Notebook, RunOptions, Runtime, Session};
+use clap::{Parser, Subcommand};
+use parking_lot::Mutex;
+use polars::prelude::*;
+
+/// Arguments of `cellar bench`.
+#[derive(Parser, Debug)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub which: Bench,
+}
+
+/// The benchmarks.
+#[derive(Subcommand, Debug)]
+pub enum Bench {
+    /// First call and hit of a cached fn returning an existing N-row frame (4 f64 columns).
+    Cache {
+        /// Rows, e.g. 10000000 or 1e7 (repeatable).
+        #[arg(long, value_parser = parse_rows, required = true)]
+        rows: Vec<usize>,
+    },
+    /// Microseconds per hit of a cached fn returning [x, x+1, x+2], 20,000 calls from Rhai.
+    Hit {
+        /// Calls to time.
+        #[arg(long, default_value_t = 20_000)]
+        calls: u64,
+    },
+    /// A `persist = "disk"` fn returning an N-row frame: first call (compute + write), a hit
+    /// in the same process, and a hit in a new process (read back from disk).
+    Persist {
+        /// Rows, e.g. 10000000 or 1e7 (repeatable).
+        #[arg(long, value_parser = parse_rows, required = true)]
+        rows: Vec<usize>,
+    },
+    /// The new-process half of `persist`: prints the seconds of one disk hit.
+    #[command(hide = true)]
+    PersistChild {
+        /// Rows.
+        #[arg(long)]
+        rows: usize,
+        /// The cache dir the parent wrote.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+    /// Engine time of a rerun of an N-cell notebook where every cell hits the cell cache.
+    Rerun {
+        /// Cells in the notebook.
+        #[arg(long, default_value_t = 30)]
+        cells: usize,
+    },
+}
+
+fn parse_rows(raw: &str) -> Result<usize, String> {
+    raw.parse::<usize>()
+        .ok()
+        .or_else(|| {
+            raw.parse::<f64>()
+                .ok()
+                .filter(|f| *f >= 1.0)
+                .map(|f| f as usize)
+        })
+        .ok_or_else(|| format!("expected a row count such as 1000000 or 1e6, got {raw:?}"))
+}
+
+/// Runs a benchmark; prints CSV.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let result = match args.which {
+        Bench::Cache { rows } => bench_cache(&rows),
+        Bench::Hit { calls } => bench_hit(calls),
+        Bench::Rerun { cells } => bench_rerun(cells),
+        Bench::Persist { rows } => bench_persist(&rows),
+        Bench::PersistChild { rows, dir } => persist_child(rows, &dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cellar bench: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A frame of `rows` rows and 4 uniform random f64 columns a, b, c, d (fixed seed).
+pub fn random_frame(rows: usize) -> Frame {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let columns: Vec<Column> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|name| {
+            let values: Vec<f64> = (0..rows).map(|_| next()).collect();
+            Column::new((*name).into(), values)
+        })
+        .collect();
+    Frame::new(DataFrame::new(rows, columns).expect("columns of equal length"))
+}
+
+fn runtime() -> Runtime {
+    Runtime::with_cache(Arc::new(CacheRegistry::new(Arc::new(SystemClock))), None)
+}
+
+/// Runs a one-cell notebook and returns what its `write` calls printed.
+fn run_notebook(runtime: &Runtime, text: &str) -> Result<Vec<String>, String> {
+    let notebook = Notebook::parse(text);
+    let mut session = Session::new("bench");
+    let report = runtime.run(&notebook, &mut session, &RunOptions::default(), &mut |_| {});
+    if let Some(err) = report.cells.iter().find_map(|c| c.error.as_ref()) {
+        return Err(err.to_string());
+    }
+    Ok(report
+        .elements()
+        .map(|(_, e)| e.text.clone())
+        .filter(|t| !t.starts_with("Running"))
+        .collect())
+}
+
+fn bench_cache(rows: &[usize]) -> Result<(), String> {
+    println!("rows,decorator,first_s,hit_s");
+    for &n in rows {
+        let frames: Arc<Mutex<Option<Frame>>> = Arc::new(Mutex::new(Some(random_frame(n))));
+        let mut runtime = runtime();
+        let source = frames.clone();
+        // The Rhai fn returns an existing frame, like FRAMES[n] in the Streamlit script.
+        runtime
+            .engine_mut()
+            .register_fn("bench_frame", move |_n: i64| {
+                source.lock().clone().unwrap_or_default()
+            });
+        for decorator in ["cache_data", "cache_resource"] {
+            let text = format!(
+                r#"
+@{decorator}(show_spinner = false)
+fn frame(n) {{ bench_frame(n) }}
+let t = perf_counter();
+frame({n});
+let first = perf_counter() - t;
+let hits = [];
+for i in 0..3 {{
+    let t = perf_counter();
+    frame({n});
+    hits.push(perf_counter() - t);
+}}
+hits.sort();
+write(first);
+write(hits[1]);
+"#
+            );
+            let out = run_notebook(&runtime, &text)?;
+            let [first, hit] = [&out[0], &out[1]].map(|s| s.parse::<f64>().unwrap_or(f64::NAN));
+            println!("{n},{decorator},{first:.6},{hit:.6}");
+            runtime.cache().clear_all();
+        }
+        frames.lock().take();
+    }
+    Ok(())
+}
+
+fn bench_hit(calls: u64) -> Result<(), String> {
+    println!("decorator,us_per_hit");
+    let runtime = runtime();
+    for decorator in ["cache_data", "cache_resource"] {
+        let text = format!(
+            r#"
+@{decorator}(show_spinner = false)
+fn f(x) {{ [x, x + 1, x + 2] }}
+f(1);
+let t = perf_counter();
+for i in 0..{calls} {{ f(1); }}
+let per_call = (perf_counter() - t) / {calls}.0;
+// The loop itself, without the cached call, to subtract.
+let t = perf_counter();
+for i in 0..{calls} {{ }}
+let empty = (perf_counter() - t) / {calls}.0;
+write(per_call);
+write(empty);
+"#
+        );
+        let out = run_notebook(&runtime, &text)?;
+        let [per_call, _empty] = [&out[0], &out[1]].map(|s| s.parse::<f64>().unwrap_or(f64::NAN));
+        println!("{decorator},{:.3}", per_call * 1e6);
+    }
+    Ok(())
+}
+
+/// A notebook of `cells` cells that each read the previous cell's frame, filter it, and
+/// show a table, a metric and a slider: the shape of a real exploration notebook.
+pub fn rerun_notebook(cells: usize) -> String {
+    let mut text = String::from(
+        "// %% Data\nlet df0 = sql(\"SELECT * FROM (VALUES (1, 2.5), (2, 3.5), (3, 4.5)) AS t(a, b)\");\n",
+    );
+    for i in 1..cells {
+        text.push_str(&format!(
+            "// %% Step {i}\nlet k{i} = slider(\"k{i}\", 0, 10, 1);\nlet df{i} = df{prev}.filter(\"a >= 0\");\nmetric(\"rows {i}\", df{i}.height() + k{i});\ntable(df{i}.head(2));\n",
+            prev = i - 1
+        ));
+    }
+    text
+}
+
+/// Prints `cells,first_ms,rerun_ms`: the engine time of the first run and the median of 5
+/// reruns in which every cell is served from the cell cache.
+fn bench_rerun(cells: usize) -> Result<(), String> {
+    println!("cells,first_ms,rerun_ms");
+    let runtime = runtime();
+    let notebook = Notebook::parse(&rerun_notebook(cells.max(1)));
+    let mut session = Session::new("bench");
+    let options = RunOptions::default();
+    let first = runtime.run(&notebook, &mut session, &options, &mut |_| {});
+    if let Some(err) = first.cells.iter().find_map(|c| c.error.as_ref()) {
+        return Err(err.to_string());
+    }
+    let mut reruns = Vec::new();
+    for _ in 0..5 {
+        let report = runtime.run(&notebook, &mut session, &options, &mut |_| {});
+        if let Some(cell) = report.cells.iter().find(|c| !c.status.is_hit()) {
+            return Err(format!(
+                "cell {} was not a hit: {}",
+                cell.index, cell.status
+            ));
+        }
+        reruns.push(report.duration.as_secs_f64() * 1e3);
+    }
+    reruns.sort_by(f64::total_cmp);
+    println!(
+        "{cells},{:.3},{:.3}",
+        first.duration.as_secs_f64() * 1e3,
+        reruns[reruns.len() / 2]
+    );
+    Ok(())
+}
+
+/// The notebook both halves of the persist benchmark run: it times one call from Rhai.
+fn persist_notebook(rows: usize, calls: usize) -> String {
+    format!(
+        r#"
+@cache_data(persist = "disk", show_spinner = false)
+fn frame(n) {{ bench_frame(n) }}
+for i in 0..{calls} {{
+    let t = perf_counter();
+    frame({rows});
+    write(perf_counter() - t);
+}}
+"#
+    )
+}
+
+/// A runtime persisting to `dir`, whose `bench_frame(n)` makes the random frame on demand
+/// (a new process that hits the disk never calls it).
+fn persist_runtime(dir: &std::path::Path) -> Runtime {
+    let mut runtime = Runtime::with_cache(
+        Arc::new(CacheRegistry::new(Arc::new(SystemClock))),
+        Some(dir.to_path_buf()),
+    );
+    runtime
+        .engine_mut()
+        .register_fn("bench_frame", |n: i64| random_frame(n.max(0) as usize));
+    runtime
+}
+
+fn timings(runtime: &Runtime, text: &str) -> Result<Vec<f64>, String> {
+    Ok(run_notebook(runtime, text)?
+        .iter()
+        .map(|s| s.parse::<f64>().unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// Prints `rows,first_s,hit_memory_s,hit_new_process_s`, like `shared/bench/persist_bench.py`.
+/// The first call includes making the frame (as the Python script's does).
+fn bench_persist(rows: &[usize]) -> Result<(), String> {
+    println!("rows,first_s,hit_memory_s,hit_new_process_s");
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    for &n in rows {
+        let dir = tempfile_dir()?;
+        let runtime = persist_runtime(&dir);
+        let times = timings(&runtime, &persist_notebook(n, 2))?;
+        let output = std::process::Command::new(&exe)
+            .args(["bench", "persist-child", "--rows", &n.to_string(), "--dir"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("cannot start the child process: {e}"))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let child = String::from_utf8_lossy(&output.stdout);
+        let hit_disk: f64 = child
+            .trim()
+            .parse()
+            .map_err(|_| format!("the child process printed {child:?}"))?;
+        println!("{n},{:.6},{:.6},{hit_disk:.6}", times[0], times[1]);
+    }
+    Ok(())
+}
+
+fn persist_child(rows: usize, dir: &std::path::Path) -> Result<(), String> {
+    let runtime = persist_runtime(dir);
+    let times = timings(&runtime, &persist_notebook(rows, 1))?;
+    println!("{:.6}", times[0]);
+    Ok(())
+}
+
+/// A fresh folder under the system temp dir for one benchmark's cache files.
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "cellar-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
