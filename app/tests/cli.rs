@@ -356,3 +356,50 @@ fn sessions_share_the_cell_cache_and_no_cell_cache_turns_it_off() {
         "{text}"
     );
 }
+
+#[test]
+fn the_caching_sample_runs_the_seed_examples_for_two_sessions() {
+    let output = cellar(&[
+        "run",
+        "samples/caching.rhai",
+        "--sessions",
+        "2",
+        "--runs",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = json_lines(&output);
+    assert!(lines.iter().all(|l| l["kind"] != "error"), "{lines:?}");
+    let list: Vec<String> = lines
+        .iter()
+        .filter(|l| l["text"].as_str().unwrap_or("").starts_with("l[0] is:"))
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["session"].as_str().unwrap(),
+                l["text"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        list,
+        [
+            "A l[0] is: 2",
+            "B l[0] is: 3",
+            "A l[0] is: 4",
+            "B l[0] is: 5"
+        ]
+    );
+    // The copy served by @cache_data lost `Lat` only for its caller.
+    let copies = lines
+        .iter()
+        .filter(|l| l["text"] == "This copy has 3 columns; the cached frame still has Lat.")
+        .count();
+    assert_eq!(copies, 4);
+}
