@@ -441,6 +441,7 @@ impl Runtime {
             if let crate::cells::Read::Var { name, digest } = read
                 && !defined.iter().any(|(n, _)| n == name)
                 && let Some(value) = scope.get(name)
+                && !recorder.frame_unchanged(name, value)
                 && crate::cells::outputs::var_digest(value).ok() != Some(*digest)
             {
                 defined.push((name.clone(), value.clone()));

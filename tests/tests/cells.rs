@@ -319,3 +319,30 @@ fn cell_entries_live_in_the_registry_beside_functions() {
     assert!(entry.parts.iter().any(|p| p.name == "widget How many"));
     assert!(entry.parts.iter().any(|p| p.name == "xs"));
 }
+
+#[test]
+fn a_cell_that_changes_an_earlier_frame_in_place_passes_the_change_on() {
+    let nb = r#"// %% Load
+let df = sql("SELECT 1 AS a, 2 AS b");
+// %% Mutate
+df.drop_in_place("b");
+// %% Show
+write(df.width());
+// %% Untouched reader
+let h = df.height();
+"#;
+    let mut h = Harness::default();
+    assert_eq!(texts(&h.run("A", nb)), ["1"]);
+    let report = h.run("A", nb);
+    assert_eq!(hits(&report), [true, true, true, true]);
+    // Replaying the mutating cell restores the changed frame: the reader still sees 1 column.
+    assert_eq!(texts(&report), ["1"]);
+    let entry = h
+        .runtime
+        .cache()
+        .entries()
+        .into_iter()
+        .find(|e| e.function == "cell 1 (Mutate)")
+        .unwrap();
+    assert_eq!(entry.value, "defines df");
+}

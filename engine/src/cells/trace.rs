@@ -180,6 +180,9 @@ pub struct CellRecorder {
     resources: HashSet<u64>,
     /// The digest of `state` when the cell first read it (to tell a write afterwards).
     pub state_read: Option<u128>,
+    /// Frames read from earlier cells, as first seen (a cheap clone): if the same buffers
+    /// are there after the cell ran, the frame was not changed and needs no rehash.
+    pub frames_read: Vec<(String, crate::data::Frame)>,
 }
 
 impl CellRecorder {
@@ -198,6 +201,16 @@ impl CellRecorder {
         if self.uncacheable.is_none() {
             self.uncacheable = Some(reason.into());
         }
+    }
+
+    /// Whether `value`, now held by `name`, is the frame the cell first read (same buffers).
+    pub fn frame_unchanged(&self, name: &str, value: &rhai::Dynamic) -> bool {
+        let Some((_, before)) = self.frames_read.iter().find(|(n, _)| n == name) else {
+            return false;
+        };
+        value
+            .read_lock::<crate::data::Frame>()
+            .is_some_and(|now| now.same_data(before))
     }
 
     /// Records the first use of a shared resource in this cell.

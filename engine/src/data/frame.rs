@@ -17,6 +17,23 @@ impl Frame {
         Self(df)
     }
 
+    /// Whether both frames hold the very same column buffers (so the same content), without
+    /// reading a value: how the cell cache tells that a cell left a big frame untouched.
+    /// Columns are copy-on-write, so a change while both are alive makes new buffers.
+    pub fn same_data(&self, other: &Frame) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.height() == b.height()
+            && a.width() == b.width()
+            && a.columns().iter().zip(b.columns()).all(|(x, y)| {
+                x.name() == y.name()
+                    && matches!((x, y), (Column::Series(_), Column::Series(_)))
+                    && std::sync::Arc::ptr_eq(
+                        &x.as_materialized_series().0,
+                        &y.as_materialized_series().0,
+                    )
+            })
+    }
+
     /// The first `n` rows.
     pub fn head(&self, n: usize) -> Self {
         Self(self.0.head(Some(n)))
@@ -164,6 +181,19 @@ mod tests {
 
     fn sample() -> Frame {
         Frame(df!("a" => [3i64, 1, 2], "b" => ["x", "y", "z"]).unwrap())
+    }
+
+    #[test]
+    fn same_data_tells_a_clone_from_a_changed_frame() {
+        let f = sample();
+        let copy = f.clone();
+        assert!(copy.same_data(&f));
+        // Equal content in new buffers is not "the same data": the caller then hashes.
+        assert!(!sample().same_data(&f));
+        let mut dropped = f.clone();
+        dropped.drop_in_place("b").unwrap();
+        assert!(!dropped.same_data(&f));
+        assert!(!f.sort("a", false).unwrap().same_data(&f));
     }
 
     #[test]

@@ -220,10 +220,18 @@ pub(crate) fn note_var(name: &str, scope: &rhai::Scope) {
             return;
         }
         match &info.digest {
-            Ok(digest) => recorder.reads.push(Read::Var {
-                name: name.to_string(),
-                digest: *digest,
-            }),
+            Ok(digest) => {
+                recorder.reads.push(Read::Var {
+                    name: name.to_string(),
+                    digest: *digest,
+                });
+                if let Some(frame) = scope
+                    .get(name)
+                    .and_then(|v| v.read_lock::<crate::data::Frame>().map(|f| f.clone()))
+                {
+                    recorder.frames_read.push((name.to_string(), frame));
+                }
+            }
             Err(type_name) => recorder.refuse(format!(
                 "reads `{name}`, a {type_name}, which has no content to compare (make it with a @cache_resource fn to share it)"
             )),
