@@ -1,25 +1,44 @@
-//! The eframe app: the notebook's cells with their code and outputs, rerun on a worker
-//! thread after every widget change, like Streamlit.
+//! The eframe app: toolbar, session tabs, the notebook, the cache panel and the status bar.
+//! Every interaction becomes an [`Action`]; runs happen on worker threads and the UI polls
+//! them, so the window never waits for a script.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cellar_engine::{CellReport, Notebook, RunOptions, Runtime, Session, WidgetValue};
-use egui::RichText;
+use cellar_engine::{Cell, CellReport, Notebook, Runtime, Session, WidgetValue};
+use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
-use crate::outputs::{WidgetChange, show_element};
-use crate::worker::{RunMessage, RunningJob};
+use crate::actions::Action;
+use crate::cache_panel::CachePanel;
+use crate::dialogs::{DialogPurpose, FileDialogs, NativeDialogs, PendingDialog};
+use crate::notebook_view::NotebookView;
+use crate::recent::RecentFiles;
+use crate::sessions::{RunRequest, SessionTab};
+use crate::theme::{self, ThemeChoice};
+use crate::toolbar::{self, StatusModel, ToolbarModel};
+
+/// The app icon, drawn by `cargo run -p cellar --example make_icon`.
+const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
 
 /// Opens the window on `path`.
 pub fn open_window(path: PathBuf) -> anyhow::Result<()> {
-    let app = NotebookApp::open(&path)?;
-    let title = format!("{} — Cellar", app.file_name());
+    let mut app = NotebookApp::open(&path)?;
+    app.recent = RecentFiles::from_config_dir();
+    app.recent.touch(&path);
+    // For screenshots and demos: start with the cache panel open.
+    app.show_cache_panel = std::env::var_os("CELLAR_SHOW_CACHE_PANEL").is_some_and(|v| v != "0");
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title(app.window_title())
+        .with_app_id("cellar")
+        .with_inner_size([1280.0, 860.0])
+        .with_min_inner_size([640.0, 400.0]);
+    match eframe::icon_data::from_png_bytes(ICON_PNG) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(err) => eprintln!("cellar: the app icon could not be read: {err}"),
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title(&title)
-            .with_app_id("cellar")
-            .with_inner_size([1200.0, 800.0]),
+        viewport,
         ..Default::default()
     };
     eframe::run_native(
@@ -34,21 +53,38 @@ pub fn open_window(path: PathBuf) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("could not open a window: {e}"))
 }
 
+/// A question the user must answer before something irreversible happens.
+#[derive(Clone, Debug, PartialEq)]
+enum Confirm {
+    ClearCaches,
+    DeleteCell(usize),
+    /// Open another notebook although this one has unsaved changes.
+    DiscardAndOpen(PathBuf),
+}
+
 /// The state of the notebook window.
 pub struct NotebookApp {
     runtime: Arc<Runtime>,
     path: PathBuf,
     notebook: Notebook,
-    /// The session, or `None` while a run on the worker holds it.
-    session: Option<Session>,
-    /// Latest report per cell.
-    outputs: Vec<Option<CellReport>>,
-    job: Option<RunningJob>,
-    /// A rerun asked for while a run was going: start it when that one ends.
-    rerun_pending: bool,
-    /// Widget changes to apply before the next run (the session is on the worker now).
-    pending_widgets: Vec<WidgetChange>,
-    last_run: Option<Duration>,
+    dirty: bool,
+    /// Bumped by every add, delete and move, so reports of runs that started before are not
+    /// filed under the wrong cell.
+    layout: u64,
+    tabs: Vec<SessionTab>,
+    active: usize,
+    view: NotebookView,
+    dialogs: Arc<dyn FileDialogs>,
+    pending_dialog: Option<PendingDialog>,
+    recent: RecentFiles,
+    confirm: Option<Confirm>,
+    show_cache_panel: bool,
+    cache_panel: CachePanel,
+    theme: ThemeChoice,
+    theme_applied: bool,
+    shown_title: String,
+    message: Option<(String, bool)>,
+    cache_totals: (u64, usize),
     repaint: Option<egui::Context>,
 }
 
@@ -63,21 +99,38 @@ impl NotebookApp {
         Ok(Self::new(path.to_path_buf(), notebook))
     }
 
-    /// An app on an already parsed notebook.
+    /// An app on an already parsed notebook, with native file dialogs and an in-memory
+    /// recent-files list.
     pub fn new(path: PathBuf, notebook: Notebook) -> Self {
         let cells = notebook.cells.len();
         Self {
             runtime: Arc::new(Runtime::new()),
             path,
             notebook,
-            session: Some(Session::new("A")),
-            outputs: vec![None; cells],
-            job: None,
-            rerun_pending: false,
-            pending_widgets: Vec::new(),
-            last_run: None,
+            dirty: false,
+            layout: 0,
+            tabs: vec![SessionTab::new(Session::name_for(0), cells)],
+            active: 0,
+            view: NotebookView::default(),
+            dialogs: Arc::new(NativeDialogs),
+            pending_dialog: None,
+            recent: RecentFiles::in_memory(),
+            confirm: None,
+            show_cache_panel: false,
+            cache_panel: CachePanel::new(),
+            theme: ThemeChoice::System,
+            theme_applied: false,
+            shown_title: String::new(),
+            message: None,
+            cache_totals: (0, 0),
             repaint: None,
         }
+    }
+
+    /// Uses `dialogs` for Open and Save as (tests pass a fake).
+    pub fn with_dialogs(mut self, dialogs: Arc<dyn FileDialogs>) -> Self {
+        self.dialogs = dialogs;
+        self
     }
 
     /// The notebook's file name, for the title bar.
@@ -88,190 +141,458 @@ impl NotebookApp {
             .unwrap_or_else(|| "notebook".into())
     }
 
-    /// Whether a run is in flight.
+    /// The window title: the notebook's name, with `•` when it has unsaved changes.
+    pub fn window_title(&self) -> String {
+        let dirty = if self.dirty { "• " } else { "" };
+        format!("{dirty}{} — Cellar", self.file_name())
+    }
+
+    /// The notebook's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The notebook as edited.
+    pub fn notebook(&self) -> &Notebook {
+        &self.notebook
+    }
+
+    /// Whether there are unsaved changes.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The shared runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The active session's name.
+    pub fn active_session(&self) -> &str {
+        &self.tabs[self.active].name
+    }
+
+    /// Whether the active session's run is in flight.
     pub fn is_running(&self) -> bool {
-        self.job.is_some()
+        self.tabs[self.active].is_running()
     }
 
-    /// Latest outputs, per cell.
-    pub fn outputs(&self) -> &[Option<CellReport>] {
-        &self.outputs
+    /// The active session's latest report of cell `index`.
+    pub fn report(&self, index: usize) -> Option<&CellReport> {
+        self.tabs[self.active]
+            .outputs
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|v| &v.report)
     }
 
-    /// Starts a rerun (or queues one if a run is going).
+    /// Starts a rerun of the active session (or queues one if it is running).
     pub fn start_run(&mut self, repaint: Option<egui::Context>) {
         if repaint.is_some() {
             self.repaint = repaint;
         }
-        let Some(mut session) = self.session.take() else {
-            self.rerun_pending = true;
+        self.run_tab(self.active);
+    }
+
+    fn run_tab(&mut self, tab: usize) {
+        let request = RunRequest {
+            runtime: &self.runtime,
+            notebook: &self.notebook,
+            notebook_dir: self.path.parent().map(Path::to_path_buf),
+            layout: self.layout,
+            repaint: self.repaint.clone(),
+        };
+        self.tabs[tab].start_run(request);
+    }
+
+    /// Stops the active session's run.
+    pub fn stop(&mut self) {
+        self.tabs[self.active].stop();
+    }
+
+    /// Applies a widget value as if the user had changed it, and reruns.
+    pub fn set_widget(&mut self, label: &str, value: WidgetValue) {
+        self.apply(Action::Widget((label.to_string(), value)));
+    }
+
+    /// Takes the workers' and dialogs' news into the view.
+    pub fn poll(&mut self) {
+        for index in 0..self.tabs.len() {
+            if self.tabs[index].poll(self.layout) {
+                self.refresh_cache_totals();
+            }
+            if !self.tabs[index].is_running() && self.tabs[index].wants_rerun() {
+                self.run_tab(index);
+            }
+        }
+        if let Some(answer) = self.pending_dialog.as_ref().and_then(PendingDialog::poll) {
+            let purpose = self
+                .pending_dialog
+                .take()
+                .expect("an answer came from a pending dialog")
+                .purpose;
+            match (purpose, answer) {
+                (DialogPurpose::Open, Some(path)) => self.apply(Action::OpenPath(path)),
+                (DialogPurpose::SaveAs, Some(path)) => self.save_to(path),
+                (_, None) => {}
+            }
+        }
+    }
+
+    /// Blocks until every run (and queued rerun) and any dialog is done. For tests and scripts;
+    /// panics after two minutes rather than hanging a test run forever.
+    pub fn wait_idle(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            self.poll();
+            let busy = self.pending_dialog.is_some()
+                || self.tabs.iter().any(|t| t.is_running() || t.wants_rerun());
+            if !busy {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the notebook was still running after two minutes"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Draws the whole window.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        if self.repaint.is_none() {
+            self.repaint = Some(ctx.clone());
+        }
+        if !self.theme_applied {
+            theme::apply(&ctx, self.theme);
+            self.theme_applied = true;
+        }
+        self.poll();
+        let mut actions = self.shortcuts(&ctx);
+
+        egui::Panel::top("toolbar")
+            .frame(
+                egui::Frame::side_top_panel(ui.style())
+                    .inner_margin(egui::Margin::symmetric(10, 6)),
+            )
+            .show(ui, |ui| {
+                let model = ToolbarModel {
+                    file_name: &self.file_name(),
+                    dirty: self.dirty,
+                    running: self.is_running(),
+                    sessions: self.tabs.iter().map(|t| t.name.as_str()).collect(),
+                    active: self.active,
+                    cache_panel: self.show_cache_panel,
+                    theme: self.theme,
+                    recent: self.recent.paths(),
+                };
+                toolbar::toolbar(ui, &model, &mut actions);
+            });
+        egui::Panel::bottom("status")
+            .frame(
+                egui::Frame::side_top_panel(ui.style())
+                    .inner_margin(egui::Margin::symmetric(10, 4)),
+            )
+            .show(ui, |ui| {
+                let tab = &self.tabs[self.active];
+                let model = StatusModel {
+                    session: &tab.name,
+                    last_run: tab.last_run,
+                    running: tab.computing_cell().zip(tab.running_for()),
+                    cache_bytes: self.cache_totals.0,
+                    cache_entries: self.cache_totals.1,
+                    message: self.message.as_ref().map(|(m, e)| (m.as_str(), *e)),
+                };
+                toolbar::status_bar(ui, &model);
+            });
+        if self.show_cache_panel {
+            egui::Panel::right("cache_panel")
+                .resizable(true)
+                .default_size(470.0)
+                .min_size(260.0)
+                .show(ui, |ui| {
+                    if self.cache_panel.ui(ui, &self.runtime) {
+                        self.refresh_cache_totals();
+                    }
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.view.ui(
+                ui,
+                &mut self.notebook,
+                &self.tabs[self.active],
+                &mut actions,
+            );
+        });
+        self.confirm_dialog(&ctx, &mut actions);
+
+        for action in actions {
+            self.apply(action);
+        }
+        let title = self.window_title();
+        if title != self.shown_title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.shown_title = title;
+        }
+        if self.tabs.iter().any(SessionTab::is_running) || self.pending_dialog.is_some() {
+            // The spinner and the running time move even when the worker has nothing to say.
+            ctx.request_repaint_after(Duration::from_millis(50));
+        }
+    }
+
+    /// Keyboard shortcuts. Letters only act when no text field has focus.
+    fn shortcuts(&mut self, ctx: &egui::Context) -> Vec<Action> {
+        let typing = ctx.egui_wants_keyboard_input();
+        ctx.input_mut(|i| {
+            let mut actions = Vec::new();
+            // Taken before the editors are drawn, so Shift+Enter runs instead of adding a line.
+            if i.consume_key(Modifiers::SHIFT, Key::Enter) {
+                actions.push(Action::Run);
+            }
+            let save_as = KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+            if i.consume_shortcut(&save_as) {
+                actions.push(Action::SaveAs);
+            }
+            if i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::S)) {
+                actions.push(Action::Save);
+            }
+            if i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::O)) {
+                actions.push(Action::Open);
+            }
+            if !typing && self.confirm.is_none() {
+                if i.consume_key(Modifiers::NONE, Key::R) {
+                    actions.push(Action::Run);
+                }
+                if i.consume_key(Modifiers::NONE, Key::C) {
+                    actions.push(Action::AskClearCaches);
+                }
+            }
+            actions
+        })
+    }
+
+    /// The modal question, if one is open.
+    fn confirm_dialog(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        let Some(confirm) = self.confirm.clone() else {
             return;
         };
-        for (label, value) in self.pending_widgets.drain(..) {
-            session.set_widget(label, value);
-        }
-        let options = RunOptions {
-            notebook_dir: self.path.parent().map(Path::to_path_buf),
-            ..RunOptions::default()
+        let (question, detail, yes) = match &confirm {
+            Confirm::ClearCaches => (
+                "Clear all caches?".to_string(),
+                "Every @cache_data and @cache_resource entry and every cached cell is dropped; \
+                 the next run computes them again."
+                    .to_string(),
+                "Clear caches",
+            ),
+            Confirm::DeleteCell(index) => (
+                format!("Delete cell {index}?"),
+                self.notebook
+                    .cells
+                    .get(*index)
+                    .map(|c| c.label(*index))
+                    .unwrap_or_default()
+                    + " and its code are removed from the notebook.",
+                "Delete",
+            ),
+            Confirm::DiscardAndOpen(path) => (
+                "Discard unsaved changes?".to_string(),
+                format!(
+                    "{} has unsaved changes. Open {} anyway?",
+                    self.file_name(),
+                    path.display()
+                ),
+                "Discard and open",
+            ),
         };
-        let ctx = self.repaint.clone();
-        self.job = Some(RunningJob::start(
-            self.runtime.clone(),
-            self.notebook.clone(),
-            session,
-            options,
+        let mut answer = None;
+        let modal = egui::Modal::new(egui::Id::unique("cellar_confirm")).show(ctx, |ui| {
+            ui.set_max_width(380.0);
+            ui.label(RichText::new(question).strong().size(16.0));
+            ui.add_space(4.0);
+            ui.label(detail);
+            ui.add_space(10.0);
+            ui.horizontal(|ui| {
+                if ui.button(yes).clicked() || ui.input(|i| i.key_pressed(Key::Enter)) {
+                    answer = Some(true);
+                }
+                if ui.button("Cancel").clicked() {
+                    answer = Some(false);
+                }
+            });
+        });
+        if modal.should_close() && answer.is_none() {
+            answer = Some(false);
+        }
+        match answer {
+            Some(true) => {
+                self.confirm = None;
+                actions.push(match confirm {
+                    Confirm::ClearCaches => Action::ClearCaches,
+                    Confirm::DeleteCell(index) => Action::DeleteCell(index),
+                    Confirm::DiscardAndOpen(path) => {
+                        self.dirty = false;
+                        Action::OpenPath(path)
+                    }
+                });
+            }
+            Some(false) => self.confirm = None,
+            None => {}
+        }
+    }
+
+    /// Carries out one action.
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::Run => self.start_run(None),
+            Action::Stop => self.stop(),
+            Action::Open => self.show_dialog(DialogPurpose::Open),
+            Action::SaveAs => self.show_dialog(DialogPurpose::SaveAs),
+            Action::OpenPath(path) if self.dirty => {
+                self.confirm = Some(Confirm::DiscardAndOpen(path))
+            }
+            Action::OpenPath(path) => self.load(&path),
+            Action::Save => self.save_to(self.path.clone()),
+            Action::AskClearCaches => self.confirm = Some(Confirm::ClearCaches),
+            Action::ClearCaches => {
+                let cleared = self.runtime.cache().clear_all();
+                self.refresh_cache_totals();
+                self.message = Some((format!("Cleared {cleared} cached entries"), false));
+            }
+            Action::NewSession => {
+                let name = Session::name_for(self.tabs.len());
+                self.tabs
+                    .push(SessionTab::new(name, self.notebook.cells.len()));
+                self.active = self.tabs.len() - 1;
+                // A new session starts with a run, like a new browser tab on a Streamlit app.
+                self.start_run(None);
+            }
+            Action::SelectSession(index) if index < self.tabs.len() => self.active = index,
+            Action::SelectSession(_) => {}
+            Action::ToggleCachePanel => self.show_cache_panel = !self.show_cache_panel,
+            Action::CycleTheme => {
+                self.theme = self.theme.next();
+                self.theme_applied = false;
+            }
+            Action::AddCell(index) => {
+                let index = index.min(self.notebook.cells.len());
+                self.notebook.cells.insert(index, Cell::new("", "\n"));
+                self.tabs.iter_mut().for_each(|t| t.insert_cell(index));
+                self.edited_layout();
+            }
+            Action::AskDeleteCell(index) => {
+                let empty = self
+                    .notebook
+                    .cells
+                    .get(index)
+                    .is_some_and(|c| c.source.trim().is_empty());
+                // An empty cell holds nothing to lose: delete it without asking.
+                if empty {
+                    self.apply(Action::DeleteCell(index));
+                } else {
+                    self.confirm = Some(Confirm::DeleteCell(index));
+                }
+            }
+            Action::DeleteCell(index) if index < self.notebook.cells.len() => {
+                self.notebook.cells.remove(index);
+                self.tabs.iter_mut().for_each(|t| t.remove_cell(index));
+                self.edited_layout();
+            }
+            Action::DeleteCell(_) => {}
+            Action::MoveUp(index) if index > 0 && index < self.notebook.cells.len() => {
+                self.swap_cells(index - 1, index);
+            }
+            Action::MoveDown(index) if index + 1 < self.notebook.cells.len() => {
+                self.swap_cells(index, index + 1);
+            }
+            Action::MoveUp(_) | Action::MoveDown(_) => {}
+            Action::RenameCell(index, title) => {
+                if let Some(cell) = self.notebook.cells.get_mut(index) {
+                    cell.set_title(title);
+                    self.dirty = true;
+                }
+            }
+            Action::Widget(change) => {
+                self.tabs[self.active].push_widget(change);
+                self.start_run(None);
+            }
+            Action::CodeEdited => {
+                self.dirty = true;
+                self.notebook.renumber();
+            }
+        }
+    }
+
+    fn swap_cells(&mut self, a: usize, b: usize) {
+        self.notebook.cells.swap(a, b);
+        self.tabs.iter_mut().for_each(|t| t.swap_cells(a, b));
+        self.edited_layout();
+    }
+
+    fn edited_layout(&mut self) {
+        self.layout += 1;
+        self.dirty = true;
+        self.notebook.renumber();
+    }
+
+    fn show_dialog(&mut self, purpose: DialogPurpose) {
+        if self.pending_dialog.is_some() {
+            return;
+        }
+        let repaint = self.repaint.clone();
+        self.pending_dialog = Some(PendingDialog::start(
+            self.dialogs.clone(),
+            purpose,
+            self.path.clone(),
             move || {
-                if let Some(ctx) = &ctx {
+                if let Some(ctx) = &repaint {
                     ctx.request_repaint();
                 }
             },
         ));
     }
 
-    /// Stops the run in flight.
-    pub fn stop(&mut self) {
-        if let Some(job) = &self.job {
-            job.stop();
-        }
-    }
-
-    /// Takes the worker's messages into the view.
-    pub fn poll(&mut self) {
-        let Some(job) = &self.job else { return };
-        for message in job.poll() {
-            match message {
-                RunMessage::Cell(report) => {
-                    let index = report.index;
-                    if index < self.outputs.len() {
-                        self.outputs[index] = Some(report);
-                    }
+    /// Replaces the notebook with the one at `path` and runs it.
+    fn load(&mut self, path: &Path) {
+        match Notebook::load(path) {
+            Ok(notebook) => {
+                for tab in &mut self.tabs {
+                    tab.stop();
+                    tab.reset_outputs(notebook.cells.len());
                 }
-                RunMessage::Done(report, session) => {
-                    self.last_run = Some(report.duration);
-                    self.session = Some(*session);
-                    self.job = None;
-                }
-            }
-        }
-        if self.job.is_none() && (self.rerun_pending || !self.pending_widgets.is_empty()) {
-            self.rerun_pending = false;
-            self.start_run(None);
-        }
-    }
-
-    /// Blocks until the current run (and any queued rerun) is done. For tests and scripts.
-    pub fn wait_idle(&mut self) {
-        while self.job.is_some() {
-            self.poll();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Applies a widget value as if the user had changed it, and reruns.
-    pub fn set_widget(&mut self, label: &str, value: WidgetValue) {
-        self.pending_widgets.push((label.to_string(), value));
-        self.start_run(None);
-    }
-
-    /// Draws the whole window.
-    pub fn ui(&mut self, ui: &mut egui::Ui) {
-        self.poll();
-        if ui.input(|i| i.key_pressed(egui::Key::R)) && !ui.ctx().egui_wants_keyboard_input() {
-            self.start_run(None);
-        }
-        egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
-        let mut changes = Vec::new();
-        egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::vertical()
-                .auto_shrink([false, false])
-                .show(ui, |ui| {
-                    ui.set_max_width(1000.0);
-                    for index in 0..self.notebook.cells.len() {
-                        self.cell_ui(ui, index, &mut changes);
-                        ui.add_space(10.0);
-                    }
-                });
-        });
-        if !changes.is_empty() {
-            self.pending_widgets.extend(changes);
-            self.start_run(None);
-        }
-        if self.job.is_some() {
-            ui.ctx().request_repaint_after(Duration::from_millis(50));
-        }
-    }
-
-    fn toolbar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(self.file_name()).strong().size(16.0));
-            ui.separator();
-            if ui
-                .button("Rerun")
-                .on_hover_text("Run every cell again (R)")
-                .clicked()
-            {
+                self.notebook = notebook;
+                self.path = path.to_path_buf();
+                self.dirty = false;
+                self.layout += 1;
+                self.recent.touch(path);
+                self.message = Some((format!("Opened {}", path.display()), false));
                 self.start_run(None);
             }
-            let running = self.is_running();
-            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                self.stop();
+            Err(err) => {
+                self.recent.forget(path);
+                self.message = Some((format!("Could not open: {err}"), true));
             }
-            ui.separator();
-            if running {
-                ui.spinner();
-                ui.label("running…");
-            } else if let Some(took) = self.last_run {
-                ui.label(
-                    RichText::new(format!("last run {:.1} ms", took.as_secs_f64() * 1e3)).weak(),
-                );
-            }
-        });
+        }
     }
 
-    fn cell_ui(&mut self, ui: &mut egui::Ui, index: usize, changes: &mut Vec<WidgetChange>) {
-        let cell = &self.notebook.cells[index];
-        let report = self.outputs.get(index).and_then(Option::as_ref);
-        egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.set_width(ui.available_width());
-            ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("[{index}]")).monospace().weak());
-                let title = if cell.title.is_empty() {
-                    "untitled".to_string()
-                } else {
-                    cell.title.clone()
-                };
-                ui.label(RichText::new(title).strong());
-                match report {
-                    Some(r) if r.error.is_some() => {
-                        ui.label(RichText::new("error").color(ui.visuals().error_fg_color));
-                    }
-                    Some(r) => {
-                        ui.label(
-                            RichText::new(format!(
-                                "ran in {:.1} ms",
-                                r.duration.as_secs_f64() * 1e3
-                            ))
-                            .weak(),
-                        );
-                    }
-                    None if self.job.is_some() => {
-                        ui.spinner();
-                    }
-                    None => {}
-                }
-            });
-            egui::CollapsingHeader::new(RichText::new("code").small())
-                .id_salt(("code", index))
-                .default_open(false)
-                .show(ui, |ui| {
-                    ui.label(RichText::new(cell.source.trim_end()).monospace());
-                });
-            if let Some(report) = report {
-                for (i, element) in report.elements.iter().enumerate() {
-                    show_element(ui, (index, i), element, changes);
-                }
+    fn save_to(&mut self, path: PathBuf) {
+        match self.notebook.save(&path) {
+            Ok(()) => {
+                self.message = Some((format!("Saved {}", path.display()), false));
+                self.recent.touch(&path);
+                self.path = path;
+                self.dirty = false;
             }
-        });
+            Err(err) => self.message = Some((format!("Could not save: {err}"), true)),
+        }
+    }
+
+    fn refresh_cache_totals(&mut self) {
+        let stats = self.runtime.cache().stats();
+        self.cache_totals = (
+            stats.iter().map(|s| s.bytes).sum(),
+            stats.iter().map(|s| s.entries).sum(),
+        );
     }
 }
 

@@ -1,14 +1,22 @@
-//! Draws a cell's elements: text, callouts, tables, charts and widgets. Widgets report the
-//! values the user changed so the app can rerun with them.
+//! Draws a cell's elements natively: text, markdown, callouts, JSON trees, metrics, tables,
+//! charts, code and errors, and the widgets. Widgets report the values the user changed so the
+//! app can rerun with them.
 
 use cellar_engine::{Element, ElementKind, Frame, Payload, WidgetElement, WidgetValue};
+use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, RichText, Ui};
+
+use crate::theme;
 
 /// A widget value the user changed on this frame.
 pub type WidgetChange = (String, WidgetValue);
 
+/// Rows shown before a table scrolls inside itself.
+const TABLE_MAX_HEIGHT: f32 = 320.0;
+
 /// Draws one element; pushes any widget change into `changes`.
-/// `salt` tells this element's state (table scroll, plot zoom) apart from the others'.
+/// `salt` tells this element's state (table scroll, plot zoom, JSON folds) apart from the
+/// others'.
 pub fn show_element(
     ui: &mut Ui,
     salt: (usize, usize),
@@ -16,97 +24,313 @@ pub fn show_element(
     changes: &mut Vec<WidgetChange>,
 ) {
     match (&element.kind, &element.payload) {
-        (_, Payload::Widget(widget)) => show_widget(ui, element.kind, widget, changes),
+        (_, Payload::Widget(widget)) => show_widget(ui, salt, element.kind, widget, changes),
         (_, Payload::Frame(frame)) => show_table(ui, salt, frame),
         (kind, Payload::Chart { frame, x, y }) => show_chart(ui, salt, *kind, frame, x, y),
-        (_, Payload::Metric { label, value }) => {
-            ui.label(RichText::new(label).small().weak());
-            ui.label(RichText::new(value).size(28.0).strong());
+        (_, Payload::Metric { label, value }) => show_metric(ui, label, value),
+        (_, Payload::Json(value)) => show_json(ui, salt, value),
+        (ElementKind::Error, Payload::ErrorAt { line, column }) => {
+            let place = match (line, column) {
+                (Some(l), Some(c)) => format!("line {l}, column {c}"),
+                (Some(l), None) => format!("line {l}"),
+                _ => String::new(),
+            };
+            // Engine errors already name their place; an error from a script may not.
+            let place = if element.text.contains(&place) {
+                String::new()
+            } else {
+                place
+            };
+            callout(ui, ElementKind::Error, &element.text, &place);
         }
         (ElementKind::Header, _) => {
-            ui.heading(RichText::new(&element.text).size(26.0).strong());
+            ui.add_space(4.0);
+            ui.label(RichText::new(&element.text).size(26.0).strong());
         }
         (ElementKind::Subheader, _) => {
-            ui.label(RichText::new(&element.text).size(20.0).strong());
+            ui.add_space(2.0);
+            ui.label(RichText::new(&element.text).size(19.0).strong());
         }
         (ElementKind::Markdown, _) => show_markdown(ui, &element.text),
         (ElementKind::Code | ElementKind::Text | ElementKind::Json, _) => {
-            egui::Frame::new()
-                .fill(ui.visuals().extreme_bg_color)
-                .inner_margin(6.0)
-                .corner_radius(4.0)
-                .show(ui, |ui| ui.label(RichText::new(&element.text).monospace()));
+            code_block(ui, &element.text);
         }
         (
             kind @ (ElementKind::Success
             | ElementKind::Info
             | ElementKind::Warning
-            | ElementKind::Error
-            | ElementKind::Spinner),
+            | ElementKind::Error),
             _,
-        ) => callout(ui, *kind, &element.text),
+        ) => callout(ui, *kind, &element.text, ""),
+        // A spinner belongs to the moment a cached function computes; once the cell's report
+        // is in, the work is done, so (as in Streamlit) nothing is left on screen.
+        (ElementKind::Spinner, _) => {}
         _ => {
             ui.label(&element.text);
         }
     }
 }
 
-/// Background and text colours of a callout.
-pub fn callout_colors(kind: ElementKind, dark: bool) -> (Color32, Color32) {
-    let (bg, fg) = match kind {
-        ElementKind::Success => (
-            Color32::from_rgb(214, 240, 222),
-            Color32::from_rgb(23, 92, 45),
-        ),
-        ElementKind::Warning => (
-            Color32::from_rgb(255, 243, 205),
-            Color32::from_rgb(120, 80, 0),
-        ),
-        ElementKind::Error => (
-            Color32::from_rgb(253, 222, 222),
-            Color32::from_rgb(150, 20, 20),
-        ),
-        _ => (
-            Color32::from_rgb(219, 234, 254),
-            Color32::from_rgb(25, 70, 140),
-        ),
-    };
-    if dark {
-        (fg.gamma_multiply(0.45), bg)
-    } else {
-        (bg, fg)
-    }
+/// A spinner with its text, for the cell that is computing right now.
+pub fn running_spinner(ui: &mut Ui, text: &str) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        ui.label(RichText::new(text).italics().weak());
+    });
 }
 
-fn callout(ui: &mut Ui, kind: ElementKind, text: &str) {
-    let (bg, fg) = callout_colors(kind, ui.visuals().dark_mode);
+fn code_block(ui: &mut Ui, text: &str) {
     egui::Frame::new()
-        .fill(bg)
-        .inner_margin(8.0)
-        .corner_radius(4.0)
+        .fill(ui.visuals().extreme_bg_color)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .inner_margin(egui::vec2(10.0, 8.0))
+        .corner_radius(5.0)
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
-            ui.label(RichText::new(text).color(fg));
+            ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
         });
 }
 
-/// A small Markdown subset: `#` headings, `**bold**` lines, bullets, paragraphs.
-fn show_markdown(ui: &mut Ui, text: &str) {
+fn callout(ui: &mut Ui, kind: ElementKind, text: &str, detail: &str) {
+    let (bg, fg) = theme::callout_colors(kind, ui.visuals().dark_mode);
+    let icon = match kind {
+        ElementKind::Success => "✔",
+        ElementKind::Warning => "⚠",
+        ElementKind::Error => "✖",
+        _ => "ℹ",
+    };
+    egui::Frame::new()
+        .fill(bg)
+        .inner_margin(egui::vec2(10.0, 8.0))
+        .corner_radius(5.0)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal_top(|ui| {
+                ui.label(RichText::new(icon).color(fg));
+                ui.vertical(|ui| {
+                    ui.add(egui::Label::new(RichText::new(text).color(fg)).wrap());
+                    if !detail.is_empty() {
+                        ui.label(RichText::new(detail).small().color(fg));
+                    }
+                });
+            });
+        });
+}
+
+fn show_metric(ui: &mut Ui, label: &str, value: &str) {
+    ui.vertical(|ui| {
+        ui.spacing_mut().item_spacing.y = 0.0;
+        ui.label(RichText::new(label).weak());
+        ui.label(RichText::new(value).size(30.0).strong());
+    });
+}
+
+/// Markdown: `#` headings, paragraphs, `-`/`*`/`1.` lists, `> ` quotes, fenced code, and inline
+/// `**bold**`, `*italic*` and `` `code` `` spans.
+pub fn show_markdown(ui: &mut Ui, text: &str) {
+    let mut in_fence = false;
+    let mut fence = String::new();
     for line in text.lines() {
         let trimmed = line.trim_start();
-        if let Some(h) = trimmed.strip_prefix("### ") {
-            ui.label(RichText::new(h).size(16.0).strong());
-        } else if let Some(h) = trimmed.strip_prefix("## ") {
-            ui.label(RichText::new(h).size(19.0).strong());
-        } else if let Some(h) = trimmed.strip_prefix("# ") {
-            ui.label(RichText::new(h).size(23.0).strong());
+        if trimmed.starts_with("```") {
+            if in_fence {
+                code_block(ui, fence.trim_end());
+                fence.clear();
+            }
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            fence.push_str(line);
+            fence.push('\n');
+            continue;
+        }
+        if trimmed.is_empty() {
+            ui.add_space(4.0);
+        } else if let Some((level, h)) = heading(trimmed) {
+            let size = [24.0, 20.0, 17.0][level.min(3) - 1];
+            ui.add_space(4.0);
+            ui.label(RichText::new(h).size(size).strong());
         } else if let Some(item) = trimmed
             .strip_prefix("- ")
             .or_else(|| trimmed.strip_prefix("* "))
         {
-            ui.label(format!("  •  {}", item.replace("**", "").replace('`', "")));
+            list_item(ui, "•", item);
+        } else if let Some((number, item)) = numbered(trimmed) {
+            list_item(ui, &format!("{number}."), item);
+        } else if let Some(quote) = trimmed.strip_prefix("> ") {
+            ui.horizontal_top(|ui| {
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(3.0, 18.0), egui::Sense::hover());
+                ui.painter()
+                    .rect_filled(rect, 1.0, ui.visuals().weak_text_color());
+                ui.label(inline_markdown(ui, quote, true));
+            });
         } else {
-            ui.label(trimmed.replace("**", "").replace('`', ""));
+            ui.label(inline_markdown(ui, trimmed, false));
+        }
+    }
+    if in_fence && !fence.is_empty() {
+        code_block(ui, fence.trim_end());
+    }
+}
+
+fn heading(line: &str) -> Option<(usize, &str)> {
+    let level = line.bytes().take_while(|b| *b == b'#').count();
+    let rest = line[level..].strip_prefix(' ')?;
+    (1..=6).contains(&level).then_some((level, rest))
+}
+
+fn numbered(line: &str) -> Option<(&str, &str)> {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = line[digits..].strip_prefix(". ")?;
+    (digits > 0).then(|| (&line[..digits], rest))
+}
+
+fn list_item(ui: &mut Ui, bullet: &str, item: &str) {
+    ui.horizontal_top(|ui| {
+        ui.add_space(8.0);
+        ui.label(RichText::new(bullet).weak());
+        ui.label(inline_markdown(ui, item, false));
+    });
+}
+
+/// How an inline piece of Markdown is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SpanStyle {
+    bold: bool,
+    italic: bool,
+    code: bool,
+}
+
+/// Splits one line into pieces of text with their inline style, dropping the markers.
+fn inline_spans(text: &str) -> Vec<(String, SpanStyle)> {
+    let mut spans = Vec::new();
+    let mut style = SpanStyle::default();
+    let mut run = String::new();
+    let mut rest = text;
+    let flush = |spans: &mut Vec<(String, SpanStyle)>, run: &mut String, style: SpanStyle| {
+        if !run.is_empty() {
+            spans.push((std::mem::take(run), style));
+        }
+    };
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("**") {
+            flush(&mut spans, &mut run, style);
+            style.bold = !style.bold;
+            rest = after;
+        } else if c == '`'
+            && let Some(end) = rest[1..].find('`')
+        {
+            flush(&mut spans, &mut run, style);
+            let code = SpanStyle {
+                code: true,
+                ..SpanStyle::default()
+            };
+            spans.push((rest[1..=end].to_string(), code));
+            rest = &rest[end + 2..];
+        } else if c == '*' || (c == '_' && (run.is_empty() || run.ends_with(' ') || style.italic)) {
+            // `_` only opens emphasis at a word start, so snake_case names stay intact.
+            flush(&mut spans, &mut run, style);
+            style.italic = !style.italic;
+            rest = &rest[1..];
+        } else {
+            run.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    flush(&mut spans, &mut run, style);
+    spans
+}
+
+/// One line of Markdown with its inline spans as a coloured layout.
+fn inline_markdown(ui: &Ui, text: &str, quote: bool) -> LayoutJob {
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let mono = egui::TextStyle::Monospace.resolve(ui.style());
+    let visuals = ui.visuals();
+    let plain = if quote {
+        visuals.weak_text_color()
+    } else {
+        visuals.text_color()
+    };
+    let mut job = LayoutJob::default();
+    job.wrap.max_width = ui.available_width();
+    for (text, style) in inline_spans(text) {
+        let format = if style.code {
+            TextFormat {
+                font_id: mono.clone(),
+                color: visuals.strong_text_color(),
+                background: visuals.code_bg_color,
+                ..Default::default()
+            }
+        } else {
+            TextFormat {
+                font_id: body.clone(),
+                color: if style.bold {
+                    visuals.strong_text_color()
+                } else {
+                    plain
+                },
+                italics: style.italic || quote,
+                ..Default::default()
+            }
+        };
+        job.append(&text, 0.0, format);
+    }
+    job
+}
+
+/// A JSON value as a tree: objects and arrays fold, scalars are coloured by type.
+fn show_json(ui: &mut Ui, salt: (usize, usize), value: &serde_json::Value) {
+    egui::Frame::new()
+        .fill(ui.visuals().extreme_bg_color)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .inner_margin(egui::vec2(10.0, 6.0))
+        .corner_radius(5.0)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.push_id(("json", salt), |ui| json_node(ui, None, value, 0));
+        });
+}
+
+fn json_node(ui: &mut Ui, key: Option<&str>, value: &serde_json::Value, depth: usize) {
+    use serde_json::Value;
+    let prefix = key.map(|k| format!("{k}: ")).unwrap_or_default();
+    match value {
+        Value::Object(map) => {
+            let title = format!("{prefix}{{…}} {} keys", map.len());
+            egui::CollapsingHeader::new(RichText::new(title).monospace())
+                .id_salt((depth, key))
+                .default_open(depth < 2)
+                .show(ui, |ui| {
+                    for (k, v) in map {
+                        json_node(ui, Some(k), v, depth + 1);
+                    }
+                });
+        }
+        Value::Array(items) => {
+            let title = format!("{prefix}[…] {} items", items.len());
+            egui::CollapsingHeader::new(RichText::new(title).monospace())
+                .id_salt((depth, key))
+                .default_open(depth < 2)
+                .show(ui, |ui| {
+                    for (i, v) in items.iter().enumerate() {
+                        json_node(ui, Some(&i.to_string()), v, depth + 1);
+                    }
+                });
+        }
+        scalar => {
+            let dark = ui.visuals().dark_mode;
+            let colors = theme::SyntaxColors::for_theme(dark);
+            let color = match scalar {
+                Value::String(_) => colors.string,
+                Value::Number(_) | Value::Bool(_) => colors.number,
+                _ => colors.comment,
+            };
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing.x = 0.0;
+                ui.label(RichText::new(prefix).monospace().weak());
+                ui.label(RichText::new(scalar.to_string()).monospace().color(color));
+            });
         }
     }
 }
@@ -114,51 +338,62 @@ fn show_markdown(ui: &mut Ui, text: &str) {
 fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
     use egui_extras::{Column, TableBuilder};
     let schema = frame.schema_summary();
-    ui.label(RichText::new(frame.summary()).small().weak());
+    // Row count and columns first: with a million rows the table only shows a window of them.
+    ui.add(egui::Label::new(RichText::new(frame.summary()).small().weak()).wrap());
     let row_height = 20.0;
-    ui.push_id(salt, |ui| {
-        let table = TableBuilder::new(ui)
-            .striped(true)
-            .resizable(true)
-            .max_scroll_height(300.0)
-            .column(Column::auto().at_least(40.0));
-        let table = schema
-            .iter()
-            .enumerate()
-            .fold(table, |table, (i, (name, _))| {
-                table.column(
-                    Column::initial(column_width(frame, i, name))
-                        .at_least(40.0)
-                        .clip(true),
-                )
-            });
-        table
-            .header(row_height * 2.0, |mut header| {
-                header.col(|ui| {
-                    ui.label(RichText::new("#").weak());
-                });
-                for (name, dtype) in &schema {
-                    header.col(|ui| {
-                        ui.label(RichText::new(name).strong());
-                        ui.label(RichText::new(dtype).monospace().weak());
+    egui::Frame::new()
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .corner_radius(5.0)
+        .inner_margin(egui::vec2(4.0, 2.0))
+        .show(ui, |ui| {
+            ui.push_id(("table", salt), |ui| {
+                let table = TableBuilder::new(ui)
+                    .striped(true)
+                    .resizable(true)
+                    .auto_shrink([false, true])
+                    .max_scroll_height(TABLE_MAX_HEIGHT)
+                    .column(Column::auto().at_least(36.0));
+                let table = schema
+                    .iter()
+                    .enumerate()
+                    .fold(table, |table, (i, (name, _))| {
+                        table.column(
+                            Column::initial(column_width(frame, i, name))
+                                .at_least(40.0)
+                                .clip(true),
+                        )
                     });
-                }
-            })
-            .body(|body| {
-                // Only visible rows are drawn, so a million-row frame scrolls smoothly.
-                body.rows(row_height, frame.height(), |mut row| {
-                    let index = row.index();
-                    row.col(|ui| {
-                        ui.label(RichText::new(index.to_string()).weak());
-                    });
-                    for column in 0..schema.len() {
-                        row.col(|ui| {
-                            ui.label(frame.cell_text(index, column));
+                table
+                    .header(row_height * 1.8, |mut header| {
+                        header.col(|ui| {
+                            ui.label(RichText::new("#").weak());
                         });
-                    }
-                });
+                        for (name, dtype) in &schema {
+                            header.col(|ui| {
+                                ui.vertical(|ui| {
+                                    ui.spacing_mut().item_spacing.y = 0.0;
+                                    ui.label(RichText::new(name).strong());
+                                    ui.label(RichText::new(dtype).monospace().small().weak());
+                                });
+                            });
+                        }
+                    })
+                    .body(|body| {
+                        // Only visible rows are built, so a million-row frame scrolls smoothly.
+                        body.rows(row_height, frame.height(), |mut row| {
+                            let index = row.index();
+                            row.col(|ui| {
+                                ui.label(RichText::new(index.to_string()).weak().monospace());
+                            });
+                            for column in 0..schema.len() {
+                                row.col(|ui| {
+                                    ui.label(frame.cell_text(index, column));
+                                });
+                            }
+                        });
+                    });
             });
-    });
+        });
 }
 
 /// A starting width that fits the header and the first rows' text.
@@ -168,7 +403,25 @@ fn column_width(frame: &Frame, column: usize, name: &str) -> f32 {
         .chain(std::iter::once(name.chars().count()))
         .max()
         .unwrap_or(4);
-    (longest as f32 * 7.5 + 16.0).clamp(50.0, 320.0)
+    (longest as f32 * 7.5 + 20.0).clamp(60.0, 320.0)
+}
+
+/// The x values of a chart: numbers when the column is numeric, else positions with labels.
+fn x_axis(frame: &Frame, x: &str) -> (Vec<Option<f64>>, Option<Vec<String>>) {
+    let index = frame.column_names().iter().position(|n| n == x);
+    match (frame.f64_column(x), index) {
+        (Some(xs), _) if xs.iter().any(Option::is_some) || frame.height() == 0 => (xs, None),
+        (_, Some(column)) => {
+            let labels = (0..frame.height())
+                .map(|row| frame.cell_text(row, column))
+                .collect();
+            (
+                (0..frame.height()).map(|i| Some(i as f64)).collect(),
+                Some(labels),
+            )
+        }
+        _ => ((0..frame.height()).map(|i| Some(i as f64)).collect(), None),
+    }
 }
 
 fn show_chart(
@@ -180,40 +433,70 @@ fn show_chart(
     y: &[String],
 ) {
     use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
-    let xs = frame
-        .f64_column(x)
-        .unwrap_or_else(|| (0..frame.height()).map(|i| Some(i as f64)).collect());
-    Plot::new(("plot", salt))
-        .height(220.0)
-        .legend(Legend::default())
-        .show(ui, |plot| {
-            for name in y {
-                let Some(ys) = frame.f64_column(name) else {
-                    continue;
-                };
-                let points: Vec<[f64; 2]> = xs
-                    .iter()
-                    .zip(&ys)
-                    .filter_map(|(x, y)| Some([(*x)?, (*y)?]))
-                    .collect();
-                match kind {
-                    ElementKind::BarChart => {
-                        let bars = points.iter().map(|[x, y]| Bar::new(*x, *y)).collect();
-                        plot.bar_chart(BarChart::new(name.clone(), bars));
-                    }
-                    ElementKind::ScatterChart => {
-                        plot.points(
-                            Points::new(name.clone(), PlotPoints::from(points)).radius(2.0),
-                        );
-                    }
-                    _ => plot.line(Line::new(name.clone(), PlotPoints::from(points))),
-                }
+    let (xs, labels) = x_axis(frame, x);
+    let palette = [
+        theme::ACCENT,
+        Color32::from_rgb(0xf5, 0x9e, 0x0b),
+        Color32::from_rgb(0x10, 0xb9, 0x81),
+        Color32::from_rgb(0xef, 0x44, 0x44),
+        Color32::from_rgb(0x8b, 0x5c, 0xf6),
+    ];
+    let mut plot = Plot::new(("plot", salt))
+        .height(240.0)
+        .x_axis_label(x)
+        .allow_scroll(false)
+        .legend(Legend::default());
+    if y.len() == 1 {
+        plot = plot.y_axis_label(y[0].as_str());
+    }
+    if let Some(labels) = labels {
+        plot = plot.x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
             }
         });
+    }
+    plot.show(ui, |plot| {
+        for (series, name) in y.iter().enumerate() {
+            let Some(ys) = frame.f64_column(name) else {
+                continue;
+            };
+            let color = palette[series % palette.len()];
+            let points: Vec<[f64; 2]> = xs
+                .iter()
+                .zip(&ys)
+                .filter_map(|(x, y)| Some([(*x)?, (*y)?]))
+                .collect();
+            match kind {
+                ElementKind::BarChart => {
+                    // Side by side when there are several series.
+                    let width = 0.8 / y.len() as f64;
+                    let shift = (series as f64 - (y.len() as f64 - 1.0) / 2.0) * width;
+                    let bars = points
+                        .iter()
+                        .map(|[x, y]| Bar::new(*x + shift, *y).width(width * 0.95))
+                        .collect();
+                    plot.bar_chart(BarChart::new(name.clone(), bars).color(color));
+                }
+                ElementKind::ScatterChart => {
+                    plot.points(
+                        Points::new(name.clone(), PlotPoints::from(points))
+                            .radius(2.0)
+                            .color(color),
+                    );
+                }
+                _ => plot.line(Line::new(name.clone(), PlotPoints::from(points)).color(color)),
+            }
+        }
+    });
 }
 
 fn show_widget(
     ui: &mut Ui,
+    salt: (usize, usize),
     kind: ElementKind,
     widget: &WidgetElement,
     changes: &mut Vec<WidgetChange>,
@@ -233,6 +516,8 @@ fn show_widget(
                     if let (ElementKind::Slider, Some(lo), Some(hi)) =
                         (kind, widget.min, widget.max)
                     {
+                        ui.spacing_mut().slider_width =
+                            (ui.available_width() - 80.0).clamp(120.0, 360.0);
                         let mut slider = egui::Slider::new(&mut value, lo..=hi);
                         if widget.integer {
                             slider = slider.integer();
@@ -260,10 +545,20 @@ fn show_widget(
             }
         }
         ElementKind::TextInput => {
-            let mut text = widget.value.to_string();
+            // The field keeps what the user types between frames; the run gets it on Enter or
+            // when the field loses focus, like Streamlit.
+            let id = ui.scope_id().with(("text_input", salt));
+            let mut text = ui
+                .data(|d| d.get_temp::<String>(id))
+                .unwrap_or_else(|| widget.value.to_string());
             ui.horizontal(|ui| {
                 let name = ui.label(&label).id;
                 let response = ui.text_edit_singleline(&mut text).labelled_by(name);
+                if response.has_focus() {
+                    ui.data_mut(|d| d.insert_temp(id, text.clone()));
+                } else {
+                    ui.data_mut(|d| d.remove::<String>(id));
+                }
                 if response.lost_focus() && text != widget.value.to_string() {
                     changes.push((label.clone(), WidgetValue::Text(text.clone())));
                 }
@@ -279,7 +574,7 @@ fn show_widget(
             let current = widget.value.to_string();
             ui.horizontal(|ui| {
                 let name = ui.label(&label).id;
-                let combo = egui::ComboBox::from_id_salt(&label)
+                let combo = egui::ComboBox::from_id_salt(("select", salt))
                     .selected_text(&current)
                     .show_ui(ui, |ui| {
                         for option in &widget.options {
@@ -297,5 +592,29 @@ fn show_widget(
             changes.push((label, WidgetValue::Bool(true)));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_headings_and_lists_are_recognised() {
+        assert_eq!(heading("## Two"), Some((2, "Two")));
+        assert_eq!(heading("#nope"), None);
+        assert_eq!(numbered("12. twelve"), Some(("12", "twelve")));
+        assert_eq!(numbered("1.5 is a number"), None);
+    }
+
+    #[test]
+    fn inline_spans_drop_their_markers() {
+        let spans = inline_spans("a **b** `c` *d* snake_case");
+        let text: String = spans.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(text, "a b c d snake_case");
+        let style_of = |word: &str| spans.iter().find(|(t, _)| t == word).map(|(_, s)| *s);
+        assert!(style_of("b").unwrap().bold);
+        assert!(style_of("c").unwrap().code);
+        assert!(style_of("d").unwrap().italic);
     }
 }

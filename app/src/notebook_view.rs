@@ -1,0 +1,346 @@
+//! The notebook: one card per cell with its title, status chip, run time, code editor and
+//! outputs, plus the buttons that add, delete, move and rename cells.
+
+use cellar_engine::{Cell, CellReport, ElementKind, Notebook};
+use egui::{Align, Layout, RichText, Ui};
+
+use crate::actions::Action;
+use crate::cell_editor;
+use crate::outputs::{self, WidgetChange};
+use crate::sessions::{CellView, SessionTab};
+use crate::theme;
+
+/// The widest the notebook column grows; wider lines of code are hard to read.
+const COLUMN_WIDTH: f32 = 1040.0;
+
+/// How long a run goes before the outputs it is about to replace are dimmed (quick reruns
+/// would otherwise flicker).
+const DIM_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// State of the notebook view between frames.
+#[derive(Default)]
+pub struct NotebookView {
+    /// The cell being renamed and the title typed so far.
+    renaming: Option<(usize, String)>,
+}
+
+impl NotebookView {
+    /// Draws every cell of `notebook` with the outputs of `tab`; edits go straight into the
+    /// notebook, everything else into `actions`.
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        notebook: &mut Notebook,
+        tab: &SessionTab,
+        actions: &mut Vec<Action>,
+    ) {
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                let width = ui.available_width().min(COLUMN_WIDTH);
+                let pad = ((ui.available_width() - width) / 2.0).max(0.0);
+                ui.horizontal_top(|ui| {
+                    ui.add_space(pad);
+                    ui.vertical(|ui| {
+                        ui.set_width(width);
+                        ui.add_space(12.0);
+                        let count = notebook.cells.len();
+                        for index in 0..count {
+                            self.cell_ui(
+                                ui,
+                                index,
+                                count,
+                                &mut notebook.cells[index],
+                                tab,
+                                actions,
+                            );
+                            ui.add_space(10.0);
+                        }
+                        ui.vertical_centered(|ui| {
+                            if ui
+                                .button("➕ Add cell")
+                                .on_hover_text("Add an empty cell at the end")
+                                .clicked()
+                            {
+                                actions.push(Action::AddCell(count));
+                            }
+                        });
+                        ui.add_space(24.0);
+                    });
+                });
+            });
+    }
+
+    fn cell_ui(
+        &mut self,
+        ui: &mut Ui,
+        index: usize,
+        count: usize,
+        cell: &mut Cell,
+        tab: &SessionTab,
+        actions: &mut Vec<Action>,
+    ) {
+        let view = tab.outputs.get(index).and_then(Option::as_ref);
+        let computing = tab.computing_cell() == Some(index);
+        let dark = ui.visuals().dark_mode;
+        let stroke = if computing {
+            egui::Stroke::new(1.5, theme::ACCENT)
+        } else {
+            egui::Stroke::new(1.0, theme::card_stroke(dark))
+        };
+        egui::Frame::new()
+            .fill(theme::card_fill(dark))
+            .stroke(stroke)
+            .corner_radius(8.0)
+            .inner_margin(egui::Margin::symmetric(14, 10))
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.push_id(("cell", index), |ui| {
+                    self.header(ui, index, count, cell, view, computing, actions);
+                    ui.add_space(4.0);
+                    let error_line = view.and_then(|v| v.error_line);
+                    if cell_editor::code_editor(
+                        ui,
+                        "code",
+                        &format!("Code of cell {index}"),
+                        &mut cell.source,
+                        error_line,
+                    ) {
+                        actions.push(Action::CodeEdited);
+                    }
+                    if let Some(view) = view
+                        && !view.report.cache_calls.is_empty()
+                    {
+                        cache_calls_line(ui, &view.report);
+                    }
+                    let stale = tab
+                        .computing_cell()
+                        .is_some_and(|c| index >= c && tab.running_for() > Some(DIM_AFTER));
+                    let has_outputs = view.is_some_and(|v| {
+                        v.report
+                            .elements
+                            .iter()
+                            .any(|e| e.kind != ElementKind::Spinner)
+                    });
+                    if computing || has_outputs {
+                        ui.add_space(6.0);
+                    }
+                    if computing {
+                        outputs::running_spinner(ui, &spinner_text(cell, view));
+                    }
+                    if let Some(view) = view {
+                        ui.scope(|ui| {
+                            if stale {
+                                ui.multiply_opacity(0.5);
+                            }
+                            let mut changes: Vec<WidgetChange> = Vec::new();
+                            for (i, element) in view.report.elements.iter().enumerate() {
+                                outputs::show_element(ui, (index, i), element, &mut changes);
+                            }
+                            actions.extend(changes.into_iter().map(Action::Widget));
+                        });
+                    }
+                });
+            });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn header(
+        &mut self,
+        ui: &mut Ui,
+        index: usize,
+        count: usize,
+        cell: &Cell,
+        view: Option<&CellView>,
+        computing: bool,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("[{index}]")).monospace().weak());
+            self.title(ui, index, cell, actions);
+            if computing {
+                ui.spinner();
+            } else if let Some(view) = view {
+                status_chip(ui, &view.report);
+                ui.label(
+                    RichText::new(format_duration(view.report.duration))
+                        .small()
+                        .weak(),
+                );
+            }
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                ui.spacing_mut().item_spacing.x = 2.0;
+                if icon_button(ui, "🗑", "Delete cell").clicked() {
+                    actions.push(Action::AskDeleteCell(index));
+                }
+                if icon_button(ui, "➕", "Insert a cell below").clicked() {
+                    actions.push(Action::AddCell(index + 1));
+                }
+                if ui
+                    .add_enabled(index + 1 < count, small_icon("⏷"))
+                    .on_hover_text("Move down")
+                    .accessible_name("Move cell down")
+                    .clicked()
+                {
+                    actions.push(Action::MoveDown(index));
+                }
+                if ui
+                    .add_enabled(index > 0, small_icon("⏶"))
+                    .on_hover_text("Move up")
+                    .accessible_name("Move cell up")
+                    .clicked()
+                {
+                    actions.push(Action::MoveUp(index));
+                }
+            });
+        });
+    }
+
+    /// The title, or a text field while it is being renamed (double-click or ✏).
+    fn title(&mut self, ui: &mut Ui, index: usize, cell: &Cell, actions: &mut Vec<Action>) {
+        if let Some((renaming, text)) = &mut self.renaming
+            && *renaming == index
+        {
+            let response = ui
+                .add(
+                    egui::TextEdit::singleline(text)
+                        .id_salt("rename")
+                        .desired_width(240.0)
+                        .hint_text("cell title"),
+                )
+                .accessible_name("Cell title");
+            if !response.has_focus() && !response.lost_focus() {
+                response.request_focus();
+            }
+            if response.lost_focus() {
+                let cancelled = ui.input(|i| i.key_pressed(egui::Key::Escape));
+                if !cancelled && text.trim() != cell.title {
+                    actions.push(Action::RenameCell(index, text.trim().to_string()));
+                }
+                self.renaming = None;
+            }
+            return;
+        }
+        let title = if cell.title.is_empty() {
+            RichText::new("untitled").italics().weak()
+        } else {
+            RichText::new(&cell.title).strong().size(15.0)
+        };
+        let response = ui
+            .add(egui::Label::new(title).sense(egui::Sense::click()))
+            .on_hover_text("Double-click to rename");
+        let rename = icon_button(ui, "✏", "Rename cell");
+        if response.double_clicked() || rename.clicked() {
+            self.renaming = Some((index, cell.title.clone()));
+        }
+    }
+}
+
+fn small_icon(icon: &str) -> egui::Button<'_> {
+    egui::Button::new(RichText::new(icon).size(13.0)).frame_when_inactive(false)
+}
+
+/// An icon button; `name` is both its tooltip and its accessible name.
+fn icon_button(ui: &mut Ui, icon: &str, name: &str) -> egui::Response {
+    ui.add(small_icon(icon))
+        .on_hover_text(name)
+        .accessible_name(name)
+}
+
+/// The coloured chip that says how the cell went; the tooltip says why.
+fn status_chip(ui: &mut Ui, report: &CellReport) {
+    let (bg, fg) = theme::status_colors(&report.status, ui.visuals().dark_mode);
+    let chip = egui::Frame::new()
+        .fill(bg)
+        .corner_radius(9.0)
+        .inner_margin(egui::Margin::symmetric(8, 1))
+        .show(ui, |ui| {
+            ui.label(RichText::new(report.status.chip()).small().color(fg));
+        });
+    chip.response.on_hover_ui(|ui| {
+        ui.label(RichText::new(report.status.to_string()).strong());
+        if let Some(reason) = report.status.reason() {
+            ui.label(reason);
+        }
+        if let Some(error) = &report.error {
+            ui.label(error.to_string());
+        }
+        if !report.cache_calls.is_empty() {
+            ui.separator();
+            ui.label(RichText::new("Cached calls").weak());
+            for call in &report.cache_calls {
+                ui.label(RichText::new(call.to_string()).monospace());
+            }
+        }
+    });
+}
+
+/// A small line listing the cell's cached calls, so hits and misses are visible at a glance.
+fn cache_calls_line(ui: &mut Ui, report: &CellReport) {
+    let text = report
+        .cache_calls
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("  ·  ");
+    ui.add(egui::Label::new(RichText::new(format!("⚡ {text}")).small().weak()).truncate());
+}
+
+/// What the computing cell's spinner says: the text a cached function showed last time, or
+/// the `show_spinner` text in the cell's code, or a generic line.
+fn spinner_text(cell: &Cell, view: Option<&CellView>) -> String {
+    let previous = view.and_then(|v| {
+        v.report
+            .elements
+            .iter()
+            .find(|e| e.kind == ElementKind::Spinner)
+            .map(|e| e.text.clone())
+    });
+    previous
+        .or_else(|| show_spinner_in(&cell.source))
+        .unwrap_or_else(|| "Running…".to_string())
+}
+
+/// The first `show_spinner = "text"` in `source`.
+fn show_spinner_in(source: &str) -> Option<String> {
+    let at = source.find("show_spinner")?;
+    let rest = source[at..].split_once('=')?.1.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '`')?;
+    let text = &rest[1..];
+    Some(text[..text.find(quote)?].to_string())
+}
+
+/// `0.4 ms`, `12 ms`, `1.3 s`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_spinner_text_in_an_annotation() {
+        assert_eq!(
+            show_spinner_in("@cache_data(show_spinner = \"Loading...\")\nfn f() {}"),
+            Some("Loading...".to_string())
+        );
+        assert_eq!(show_spinner_in("@cache_data(show_spinner = true)"), None);
+        assert_eq!(show_spinner_in("let x = 1;"), None);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        use std::time::Duration;
+        assert_eq!(format_duration(Duration::from_micros(420)), "0.4 ms");
+        assert_eq!(format_duration(Duration::from_millis(120)), "120 ms");
+        assert_eq!(format_duration(Duration::from_millis(1340)), "1.3 s");
+    }
+}

@@ -1,0 +1,234 @@
+//! Sessions side by side, like browser tabs on one Streamlit server: each tab has its own
+//! `Session` (widget values, `state`) and its own outputs, and they all share one runtime, so
+//! one engine and one cache.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cellar_engine::{CellReport, CellStatus, Notebook, RunOptions, Runtime, Session};
+
+use crate::outputs::WidgetChange;
+use crate::worker::{RunMessage, RunningJob};
+
+/// A cell's latest report, with its error line turned into a line of the cell.
+#[derive(Clone, Debug)]
+pub struct CellView {
+    /// What the cell produced.
+    pub report: CellReport,
+    /// 0-based line in the cell where it failed (the engine reports file lines).
+    pub error_line: Option<usize>,
+}
+
+/// Totals of the last finished run, for the status bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Engine time of the whole run.
+    pub duration: Duration,
+    /// Cells served from the cell cache.
+    pub hits: usize,
+    /// Cells that executed.
+    pub ran: usize,
+    /// Cells that failed.
+    pub failed: usize,
+}
+
+/// A run in flight, with what is needed to file its reports.
+struct ActiveRun {
+    job: RunningJob,
+    started: Instant,
+    /// Each cell's first file line when the run started, to place errors in the editor.
+    first_lines: Vec<usize>,
+    /// The notebook layout the run started from; reports from an older layout are dropped
+    /// because their indices no longer match the cells.
+    layout: u64,
+    /// Reports received so far: the next cell is the one computing.
+    received: usize,
+}
+
+/// One session's tab.
+pub struct SessionTab {
+    /// The tab's name (`A`, `B`, ...).
+    pub name: String,
+    /// The session, or `None` while a run on the worker holds it.
+    session: Option<Session>,
+    /// Latest view per cell.
+    pub outputs: Vec<Option<CellView>>,
+    run: Option<ActiveRun>,
+    /// A rerun asked for while a run was going: start it when that one ends.
+    rerun_pending: bool,
+    /// Widget changes to apply before the next run (the session is on the worker now).
+    pending_widgets: Vec<WidgetChange>,
+    /// The last finished run.
+    pub last_run: Option<RunSummary>,
+}
+
+/// Everything a run needs from the app.
+pub struct RunRequest<'a> {
+    /// The shared runtime.
+    pub runtime: &'a Arc<Runtime>,
+    /// The notebook as it is now.
+    pub notebook: &'a Notebook,
+    /// The notebook's folder, for relative paths in scripts.
+    pub notebook_dir: Option<PathBuf>,
+    /// The current layout version of the notebook (bumped by add, delete, move).
+    pub layout: u64,
+    /// Asks the UI to repaint when the worker has news.
+    pub repaint: Option<egui::Context>,
+}
+
+impl SessionTab {
+    /// A fresh session named `name` for a notebook of `cells` cells.
+    pub fn new(name: String, cells: usize) -> Self {
+        Self {
+            session: Some(Session::new(name.clone())),
+            name,
+            outputs: vec![None; cells],
+            run: None,
+            rerun_pending: false,
+            pending_widgets: Vec::new(),
+            last_run: None,
+        }
+    }
+
+    /// Whether a run is in flight.
+    pub fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// The cell computing right now, if a run is going.
+    pub fn computing_cell(&self) -> Option<usize> {
+        self.run.as_ref().map(|r| r.received)
+    }
+
+    /// How long the current run has been going.
+    pub fn running_for(&self) -> Option<Duration> {
+        self.run.as_ref().map(|r| r.started.elapsed())
+    }
+
+    /// Starts a rerun, or queues one if a run is going.
+    pub fn start_run(&mut self, request: RunRequest<'_>) {
+        let Some(mut session) = self.session.take() else {
+            self.rerun_pending = true;
+            return;
+        };
+        for (label, value) in self.pending_widgets.drain(..) {
+            session.set_widget(label, value);
+        }
+        let mut notebook = request.notebook.clone();
+        notebook.renumber();
+        let first_lines = notebook.cells.iter().map(|c| c.first_line).collect();
+        let options = RunOptions {
+            notebook_dir: request.notebook_dir,
+            ..RunOptions::default()
+        };
+        let repaint = request.repaint;
+        let job = RunningJob::start(
+            request.runtime.clone(),
+            notebook,
+            session,
+            options,
+            move || {
+                if let Some(ctx) = &repaint {
+                    ctx.request_repaint();
+                }
+            },
+        );
+        self.run = Some(ActiveRun {
+            job,
+            started: Instant::now(),
+            first_lines,
+            layout: request.layout,
+            received: 0,
+        });
+    }
+
+    /// Queues a widget change for the next run.
+    pub fn push_widget(&mut self, change: WidgetChange) {
+        self.pending_widgets.push(change);
+    }
+
+    /// Whether a rerun is waiting for the current run to end.
+    pub fn wants_rerun(&self) -> bool {
+        self.rerun_pending || !self.pending_widgets.is_empty()
+    }
+
+    /// Asks the run in flight to stop.
+    pub fn stop(&mut self) {
+        if let Some(run) = &self.run {
+            run.job.stop();
+        }
+        // A stop also drops any queued rerun: the user wants the notebook to hold still.
+        self.rerun_pending = false;
+    }
+
+    /// Takes the worker's messages into the view. Returns true when a run finished.
+    pub fn poll(&mut self, layout: u64) -> bool {
+        let Some(run) = &mut self.run else {
+            return false;
+        };
+        let mut finished = false;
+        for message in run.job.poll() {
+            match message {
+                RunMessage::Cell(report) => {
+                    run.received = report.index + 1;
+                    if run.layout != layout {
+                        continue;
+                    }
+                    let index = report.index;
+                    let error_line = report.error.as_ref().and_then(|e| e.line).and_then(|line| {
+                        let first = *run.first_lines.get(index)?;
+                        line.checked_sub(first)
+                    });
+                    if let Some(slot) = self.outputs.get_mut(index) {
+                        *slot = Some(CellView { report, error_line });
+                    }
+                }
+                RunMessage::Done(report, session) => {
+                    let count = |f: fn(&CellStatus) -> bool| {
+                        report.cells.iter().filter(|c| f(&c.status)).count()
+                    };
+                    self.last_run = Some(RunSummary {
+                        duration: report.duration,
+                        hits: count(CellStatus::is_hit),
+                        ran: count(|s| {
+                            matches!(s, CellStatus::Ran { .. } | CellStatus::NotCached { .. })
+                        }),
+                        failed: count(|s| matches!(s, CellStatus::Failed)),
+                    });
+                    self.session = Some(*session);
+                    finished = true;
+                }
+            }
+        }
+        if finished {
+            self.run = None;
+        }
+        finished
+    }
+
+    /// Keeps outputs in step with an inserted cell.
+    pub fn insert_cell(&mut self, index: usize) {
+        self.outputs.insert(index.min(self.outputs.len()), None);
+    }
+
+    /// Keeps outputs in step with a deleted cell.
+    pub fn remove_cell(&mut self, index: usize) {
+        if index < self.outputs.len() {
+            self.outputs.remove(index);
+        }
+    }
+
+    /// Keeps outputs in step with two cells swapped.
+    pub fn swap_cells(&mut self, a: usize, b: usize) {
+        if a < self.outputs.len() && b < self.outputs.len() {
+            self.outputs.swap(a, b);
+        }
+    }
+
+    /// Forgets every output (another notebook was opened).
+    pub fn reset_outputs(&mut self, cells: usize) {
+        self.outputs = vec![None; cells];
+        self.last_run = None;
+    }
+}
