@@ -1,10 +1,14 @@
-//! The real app driven through egui_kittest: open the tour, rerun, move a slider, stop a
-//! runaway cell.
+//! The real app driven through egui_kittest: open the tour, edit and rerun, move a slider,
+//! see cache hits, switch sessions, open and save through a fake file dialog, clear caches,
+//! stop a runaway cell.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cellar::app::NotebookApp;
-use cellar_engine::Notebook;
+use cellar::dialogs::FileDialogs;
+use cellar_engine::{CellStatus, Notebook};
+use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
@@ -18,12 +22,36 @@ fn harness(app: NotebookApp) -> Harness<'static, NotebookApp> {
         .build_ui_state(|ui, app: &mut NotebookApp| app.ui(ui), app)
 }
 
-/// Lets the worker finish, then draws until the UI settles.
+/// Opens `text` as a notebook and runs it once.
+fn harness_on(name: &str, text: &str) -> Harness<'static, NotebookApp> {
+    let mut harness = harness(NotebookApp::new(PathBuf::from(name), Notebook::parse(text)));
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness
+}
+
+/// Lets the workers and dialogs finish, then draws until the UI settles.
 fn settle(harness: &mut Harness<'static, NotebookApp>) {
     harness.state_mut().wait_idle();
     harness.run_ok();
     harness.state_mut().wait_idle();
     harness.run_ok();
+}
+
+/// A file dialog that answers at once with fixed paths.
+struct FakeDialogs {
+    open: Option<PathBuf>,
+    save: Option<PathBuf>,
+}
+
+impl FileDialogs for FakeDialogs {
+    fn pick_open(&self) -> Option<PathBuf> {
+        self.open.clone()
+    }
+
+    fn pick_save(&self, _suggested: &Path) -> Option<PathBuf> {
+        self.save.clone()
+    }
 }
 
 #[test]
@@ -35,7 +63,11 @@ fn the_tour_opens_and_shows_its_outputs() {
     harness.get_by_label_contains("Loaded 5000 pickups");
     harness.get_by_label("5 rows × 4 columns (Date/Time, Lat, Lon, Base)");
     harness.get_by_label("Busiest hour");
+    // Every cell shows a status chip and nothing failed.
+    let cells = harness.state().notebook().cells.len();
+    assert_eq!(harness.query_all_by_label("ran").count(), cells);
     assert!(harness.query_by_label_contains("error").is_none());
+    assert_eq!(harness.state().window_title(), "tour.rhai — Cellar");
 }
 
 #[test]
@@ -44,7 +76,7 @@ fn moving_a_slider_reruns_and_changes_the_table() {
     harness.state_mut().start_run(None);
     settle(&mut harness);
     let slider = harness
-        .query_all_by_role(egui::accesskit::Role::Slider)
+        .query_all_by_role(Role::Slider)
         .next()
         .expect("the Rows to show slider");
     slider.set_value_accesskit(7.0);
@@ -55,31 +87,313 @@ fn moving_a_slider_reruns_and_changes_the_table() {
 }
 
 #[test]
-fn the_rerun_button_runs_the_notebook_again() {
-    let notebook = Notebook::parse(
+fn editing_a_cell_and_pressing_shift_enter_shows_the_new_output() {
+    let mut harness = harness_on("greet.rhai", "// %% Greet\nwrite(\"hello\");\n");
+    harness.get_by_label("hello");
+    harness
+        .get_by_label("Code of cell 0")
+        .set_text_value_accesskit("write(\"bonjour\");");
+    harness.run_ok();
+    assert!(harness.state().is_dirty());
+    assert_eq!(harness.state().window_title(), "• greet.rhai — Cellar");
+    // Editing alone does not run (as in Jupyter); Shift+Enter does.
+    harness.get_by_label("hello");
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("bonjour");
+    assert!(harness.query_by_label("hello").is_none());
+    assert_eq!(
+        harness.state().notebook().to_text(),
+        "// %% Greet\nwrite(\"bonjour\");\n"
+    );
+}
+
+#[test]
+fn an_error_points_at_its_line_in_the_file() {
+    let harness = harness_on(
+        "broken.rhai",
+        "// %% Fine\nlet x = 1;\n// %% Broken\nlet y = 2;\nlet z = no_such_variable + 1;\n",
+    );
+    harness.get_by_label("error");
+    harness.get_by_label_contains("line 5, column 9");
+    assert_eq!(
+        harness
+            .state()
+            .report(1)
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .line,
+        Some(5)
+    );
+}
+
+#[test]
+fn the_rerun_button_and_r_run_the_notebook_again() {
+    let mut harness = harness_on(
+        "counter.rhai",
         "if !(\"n\" in state) { state.n = 0; }\nstate.n += 1;\nwrite(`run ${state.n}`);\n",
     );
-    let mut harness = harness(NotebookApp::new(PathBuf::from("counter.rhai"), notebook));
-    harness.state_mut().start_run(None);
-    settle(&mut harness);
     harness.get_by_label("run 1");
-    harness.get_by_label("Rerun").click();
+    harness.get_by_label("▶ Rerun").click();
     harness.run_ok();
     settle(&mut harness);
     harness.get_by_label("run 2");
+    harness.key_press(egui::Key::R);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("run 3");
+}
+
+#[test]
+fn a_rerun_serves_unchanged_cells_from_the_cache() {
+    let mut harness = harness(NotebookApp::open(&tour_path()).unwrap());
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    assert!(harness.query_by_label("cache hit").is_none());
+    harness.get_by_label("▶ Rerun").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert!(harness.query_all_by_label("cache hit").count() >= 1);
+    harness.get_by_label_contains("cache hits");
+}
+
+#[test]
+fn cached_calls_are_listed_under_the_cell() {
+    let mut harness = harness(NotebookApp::open(&tour_path()).unwrap());
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness.get_by_label_contains("load_pickups: miss");
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    // On the second run the call is a hit (or the whole cell is, once cells are cached).
+    assert!(
+        harness
+            .query_by_label_contains("load_pickups: miss")
+            .is_none()
+    );
+}
+
+#[test]
+fn sessions_share_one_resource_a_b_a_see_2_3_4() {
+    let mut harness = harness_on(
+        "list.rhai",
+        "@cache_resource\nfn create_list() {\n    let l = [1, 2, 3];\n    l\n}\nlet l = create_list();\nlet first_list_value = l[0];\nl[0] = first_list_value + 1;\nwrite(\"l[0] is:\", l[0]);\n",
+    );
+    harness.get_by_label("l[0] is: 2");
+    harness.get_by_label("+").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().active_session(), "B");
+    harness.get_by_label("l[0] is: 3");
+    harness.get_by_label("Session A").click();
+    harness.run_ok();
+    // Back on A: its own last output until it reruns.
+    harness.get_by_label("l[0] is: 2");
+    harness.get_by_label("▶ Rerun").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().active_session(), "A");
+    harness.get_by_label("l[0] is: 4");
+}
+
+#[test]
+fn open_and_save_as_go_through_the_file_dialog() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.rhai");
+    std::fs::write(&other, "// %% Other\nwrite(\"from the other notebook\");\n").unwrap();
+    let saved = dir.path().join("saved.rhai");
+    let dialogs = Arc::new(FakeDialogs {
+        open: Some(other.clone()),
+        save: Some(saved.clone()),
+    });
+    let app = NotebookApp::new(
+        PathBuf::from("first.rhai"),
+        Notebook::parse("write(\"first\");\n"),
+    )
+    .with_dialogs(dialogs);
+    let mut harness = harness(app);
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness.get_by_label("first");
+
+    harness.get_by_label("📂 Open").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().path(), other);
+    harness.get_by_label("from the other notebook");
+    assert_eq!(harness.state().window_title(), "other.rhai — Cellar");
+
+    harness
+        .get_by_label("Code of cell 0")
+        .set_text_value_accesskit("write(\"edited\");");
+    harness.run_ok();
+    assert!(harness.state().is_dirty());
+    harness.get_by_label("Save as…").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().path(), saved);
+    assert!(!harness.state().is_dirty());
+    assert_eq!(
+        std::fs::read_to_string(&saved).unwrap(),
+        "// %% Other\nwrite(\"edited\");\n"
+    );
+    // The original is untouched.
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "// %% Other\nwrite(\"from the other notebook\");\n"
+    );
+}
+
+#[test]
+fn ctrl_s_saves_an_edited_notebook_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nb.rhai");
+    std::fs::write(&path, "// %% One\nwrite(1);\n").unwrap();
+    let mut harness = harness(NotebookApp::open(&path).unwrap());
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness
+        .get_by_label("Code of cell 0")
+        .set_text_value_accesskit("write(2);");
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    harness.run_ok();
+    assert!(!harness.state().is_dirty());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "// %% One\nwrite(2);\n"
+    );
+}
+
+#[test]
+fn cells_can_be_added_moved_renamed_and_deleted() {
+    let mut harness = harness_on(
+        "cells.rhai",
+        "// %% First\nwrite(1);\n// %% Second\nwrite(2);\n",
+    );
+    harness.get_by_label("➕ Add cell").click();
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().cells.len(), 3);
+    // Move "Second" up: it becomes the first cell.
+    harness
+        .get_all_by_label("Move cell up")
+        .nth(1)
+        .unwrap()
+        .click();
+    harness.run_ok();
+    let titles: Vec<_> = harness
+        .state()
+        .notebook()
+        .cells
+        .iter()
+        .map(|c| c.title.clone())
+        .collect();
+    assert_eq!(titles, ["Second", "First", ""]);
+    // Rename the first cell through its ✏ button.
+    harness
+        .get_all_by_label("Rename cell")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    let field = harness.get_by_label("Cell title");
+    assert_eq!(field.value().as_deref(), Some("Second"));
+    field.set_text_value_accesskit("Renamed");
+    harness.run_ok();
+    harness.key_press(egui::Key::Enter);
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().cells[0].title, "Renamed");
+    // Delete the cell with code: a confirmation comes first.
+    harness
+        .get_all_by_label("Delete cell")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    harness.get_by_label("Delete cell 0?");
+    harness.get_by_label("Delete").click();
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().cells.len(), 2);
+    assert_eq!(harness.state().notebook().cells[0].title, "First");
+    assert!(
+        harness
+            .state()
+            .notebook()
+            .to_text()
+            .starts_with("// %% First\nwrite(1);\n")
+    );
+}
+
+#[test]
+fn c_clears_the_caches_after_a_confirmation() {
+    let mut harness = harness(NotebookApp::open(&tour_path()).unwrap());
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    assert!(!harness.state().runtime().cache().entries().is_empty());
+    harness.key_press(egui::Key::C);
+    harness.run_ok();
+    harness.get_by_label("Clear all caches?");
+    harness.get_by_label("Clear caches").click();
+    harness.run_ok();
+    assert!(harness.state().runtime().cache().entries().is_empty());
+    harness.get_by_label_contains("Cleared");
 }
 
 #[test]
 fn stop_cancels_a_runaway_cell() {
-    let notebook = Notebook::parse("// %% Spin\nloop { }\n// %% After\nwrite(\"still here\");\n");
+    let notebook = Notebook::parse(
+        "// %% Before\nwrite(\"before\");\n// %% Spin\nloop { }\n// %% After\nwrite(\"after\");\n",
+    );
     let mut harness = harness(NotebookApp::new(PathBuf::from("spin.rhai"), notebook));
     harness.state_mut().start_run(None);
-    harness.step();
+    // Wait (bounded) until the first cell is done, so the worker is in the runaway loop.
+    for _ in 0..5000 {
+        harness.step();
+        if harness.state().report(0).is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    harness.get_by_label("before");
     assert!(harness.state().is_running());
-    harness.get_by_label("Stop").click();
+    harness.get_by_label("⏹ Stop").click();
     harness.step();
     settle(&mut harness);
     assert!(!harness.state().is_running());
-    harness.get_by_label_contains("stopped by the user");
-    harness.get_by_label("still here");
+    let spin = harness
+        .state()
+        .report(1)
+        .expect("the runaway cell has a report");
+    assert!(
+        matches!(spin.status, CellStatus::Failed | CellStatus::Skipped),
+        "{:?}",
+        spin.status
+    );
+    if spin.status == CellStatus::Failed {
+        harness.get_by_label_contains("stopped by the user");
+    }
+}
+
+#[test]
+fn a_computing_cell_shows_its_spinner_text_until_stopped() {
+    let notebook = Notebook::parse(
+        "// %% Slow\n@cache_data(show_spinner = \"Crunching numbers...\")\nfn crunch() {\n    while true { }\n}\ncrunch();\n",
+    );
+    let mut harness = harness(NotebookApp::new(PathBuf::from("slow.rhai"), notebook));
+    harness.state_mut().start_run(None);
+    harness.step();
+    harness.get_by_label("Crunching numbers...");
+    harness.get_by_label_contains("running cell 0");
+    harness.state_mut().stop();
+    settle(&mut harness);
+    assert!(harness.query_by_label("Crunching numbers...").is_none());
+    assert!(!harness.state().is_running());
+    let status = &harness.state().report(0).expect("a report").status;
+    assert!(
+        matches!(status, CellStatus::Failed | CellStatus::Skipped),
+        "{status:?}"
+    );
 }
