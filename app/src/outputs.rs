@@ -357,11 +357,14 @@ fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
                     .iter()
                     .enumerate()
                     .fold(table, |table, (i, (name, _))| {
-                        table.column(
-                            Column::initial(column_width(frame, i, name))
-                                .at_least(40.0)
-                                .clip(true),
-                        )
+                        let width = column_width(frame, i, name);
+                        // The last column takes the rest, so the table fills its frame.
+                        let column = if i + 1 == schema.len() {
+                            Column::remainder().at_least(width)
+                        } else {
+                            Column::initial(width).at_least(40.0)
+                        };
+                        table.column(column.clip(true))
                     });
                 table
                     .header(row_height * 1.8, |mut header| {
