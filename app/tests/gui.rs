@@ -397,3 +397,61 @@ fn a_computing_cell_shows_its_spinner_text_until_stopped() {
         "{status:?}"
     );
 }
+
+#[test]
+fn every_kind_of_element_renders() {
+    let mut harness = harness_on(
+        "kinds.rhai",
+        r#"// %% Kinds
+success("all good");
+warning("careful");
+error("bad news");
+code("let x = 1;");
+text("fixed width");
+json(#{name: "cellar", tags: ["a", "b"]});
+markdown("Intro\n## Notes\n1. first **bold** and `code`\n> quoted");
+// Integration tests run in app/.
+line_chart(read_csv("../samples/uber.csv").head(20), "Lat", "Lon");
+let on = checkbox("Enabled", true);
+let name = text_input("Name", "Ada");
+let n = number_input("Count", 3);
+if button("Go") { write("clicked"); }
+write(`on=${on} name=${name} n=${n}`);
+"#,
+    );
+    for label in [
+        "all good",
+        "careful",
+        "bad news",
+        "let x = 1;",
+        "Notes",
+        "Enabled",
+        "on=true name=Ada n=3",
+    ] {
+        harness.get_by_label(label);
+    }
+    harness.get_by_label_contains("2 keys");
+    assert!(harness.query_by_label("clicked").is_none());
+    harness.get_by_label("Go").click();
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("clicked");
+    harness.get_by_label("Enabled").click();
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("on=false name=Ada n=3");
+}
+
+#[test]
+fn the_toolbar_toggles_the_cache_panel_and_the_theme() {
+    let mut harness = harness_on("t.rhai", "write(1);\n");
+    assert!(harness.query_by_label("Clear all data").is_none());
+    harness.get_by_label("🗄 Cache panel").click();
+    harness.run_ok();
+    harness.get_by_label("Clear all data");
+    harness.get_by_label("💻 System").click();
+    harness.run_ok();
+    harness.get_by_label("☀ Light").click();
+    harness.run_ok();
+    harness.get_by_label("🌙 Dark");
+}
