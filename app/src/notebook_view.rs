@@ -126,7 +126,10 @@ impl NotebookView {
                         ui.add_space(6.0);
                     }
                     if computing {
-                        outputs::running_spinner(ui, &spinner_text(cell, view));
+                        let text = tab
+                            .live_spinner(index)
+                            .map_or_else(|| spinner_text(cell, view), str::to_string);
+                        outputs::running_spinner(ui, &text);
                     }
                     if let Some(view) = view {
                         ui.scope(|ui| {
@@ -286,8 +289,9 @@ fn cache_calls_line(ui: &mut Ui, report: &CellReport) {
     ui.add(egui::Label::new(RichText::new(format!("⚡ {text}")).small().weak()).truncate());
 }
 
-/// What the computing cell's spinner says: the text a cached function showed last time, or
-/// the `show_spinner` text in the cell's code, or a generic line.
+/// What the computing cell's spinner says before a cached function in it reports its own:
+/// the text it showed last time, or the `show_spinner` text in the cell's code, or a
+/// generic line.
 fn spinner_text(cell: &Cell, view: Option<&CellView>) -> String {
     let previous = view.and_then(|v| {
         v.report

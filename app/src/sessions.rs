@@ -44,6 +44,8 @@ struct ActiveRun {
     layout: u64,
     /// Reports received so far: the next cell is the one computing.
     received: usize,
+    /// The spinner a cached function showed in the computing cell, as it happened.
+    spinner: Option<(usize, String)>,
 }
 
 /// One session's tab.
@@ -101,6 +103,16 @@ impl SessionTab {
         self.run.as_ref().map(|r| r.received)
     }
 
+    /// The spinner text shown right now in cell `index`, if a cached function in it is
+    /// computing behind one.
+    pub fn live_spinner(&self, index: usize) -> Option<&str> {
+        let run = self.run.as_ref()?;
+        match &run.spinner {
+            Some((cell, text)) if *cell == index && run.received == index => Some(text),
+            _ => None,
+        }
+    }
+
     /// How long the current run has been going.
     pub fn running_for(&self) -> Option<Duration> {
         self.run.as_ref().map(|r| r.started.elapsed())
@@ -140,6 +152,7 @@ impl SessionTab {
             first_lines,
             layout: request.layout,
             received: 0,
+            spinner: None,
         });
     }
 
@@ -170,6 +183,7 @@ impl SessionTab {
         let mut finished = false;
         for message in run.job.poll() {
             match message {
+                RunMessage::Spinner(cell, text) => run.spinner = Some((cell, text)),
                 RunMessage::Cell(report) => {
                     run.received = report.index + 1;
                     if run.layout != layout {

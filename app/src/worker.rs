@@ -9,6 +9,8 @@ use cellar_engine::{CellReport, Notebook, RunOptions, RunReport, Runtime, Sessio
 
 /// A message from a run in progress.
 pub enum RunMessage {
+    /// A cached function started computing behind a spinner in this cell.
+    Spinner(usize, String),
     /// A cell finished.
     Cell(CellReport),
     /// The run finished; the session comes back with its updated state.
@@ -28,11 +30,18 @@ impl RunningJob {
         notebook: Notebook,
         session: Session,
         mut options: RunOptions,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn() + Send + Sync + 'static,
     ) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
         options.cancel = cancel.clone();
         let (tx, rx): (Sender<RunMessage>, Receiver<RunMessage>) = channel();
+        let wake = Arc::new(wake);
+        let spinner_tx = tx.clone();
+        let spinner_wake = wake.clone();
+        options.on_spinner = Some(Arc::new(move |cell, text: &str| {
+            let _ = spinner_tx.send(RunMessage::Spinner(cell, text.to_string()));
+            spinner_wake();
+        }));
         std::thread::Builder::new()
             .name("cellar-run".into())
             .spawn(move || {

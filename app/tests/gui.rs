@@ -399,6 +399,30 @@ fn a_computing_cell_shows_its_spinner_text_until_stopped() {
 }
 
 #[test]
+fn the_spinner_says_which_cached_fn_is_computing_now() {
+    // No show_spinner text in the code: the default text names the fn that is computing,
+    // and it only exists while the run goes on.
+    let notebook = Notebook::parse(
+        "// %% Slow\n@cache_data\nfn quick() { 1 }\n@cache_data\nfn crunch(x) {\n    while true { }\n}\nquick();\ncrunch(2);\n",
+    );
+    let mut harness = harness(NotebookApp::new(PathBuf::from("slow.rhai"), notebook));
+    harness.state_mut().start_run(None);
+    let mut seen = false;
+    for _ in 0..500 {
+        harness.step();
+        if harness.query_by_label("Running `crunch(...)`.").is_some() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(seen, "the live spinner of crunch never showed");
+    harness.state_mut().stop();
+    settle(&mut harness);
+    assert!(harness.query_by_label("Running `crunch(...)`.").is_none());
+}
+
+#[test]
 fn every_kind_of_element_renders() {
     let mut harness = harness_on(
         "kinds.rhai",

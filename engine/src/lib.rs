@@ -31,6 +31,6 @@ pub use error::CellarError;
 pub use notebook::{Cell, Notebook};
 pub use run::{CellError, CellReport, RunOptions, RunReport, Runtime, default_cache_dir};
 pub use script::build_engine;
-pub use script::context::{CallOutcome, CallTrace};
+pub use script::context::{CallOutcome, CallTrace, SpinnerSink};
 pub use session::Session;
 pub use widgets::{WidgetValue, WidgetValues};

@@ -108,6 +108,8 @@ pub struct RunOptions {
     /// Whether whole cells are cached by their signature (on by default; `--no-cell-cache`
     /// turns it off, leaving only `@cache_data` / `@cache_resource` functions cached).
     pub cell_cache: bool,
+    /// Told about each spinner as it appears (the window shows it on the computing cell).
+    pub on_spinner: Option<context::SpinnerSink>,
 }
 
 impl Default for RunOptions {
@@ -118,6 +120,7 @@ impl Default for RunOptions {
             notebook_dir: None,
             log: Arc::new(|text| eprintln!("{text}")),
             cell_cache: true,
+            on_spinner: None,
         }
     }
 }
@@ -234,6 +237,8 @@ impl Runtime {
             warned: HashSet::new(),
             vars: HashMap::new(),
             recorder: None,
+            cell: 0,
+            on_spinner: options.on_spinner.clone(),
         });
         let mut scope = Scope::new();
         scope.push("state", std::mem::take(&mut session.state));
@@ -258,6 +263,7 @@ impl Runtime {
                 report.cells.push(cell_report);
                 continue;
             }
+            context::with(|ctx| ctx.cell = index);
             let mut status = CellStatus::Failed;
             let error = match &compiled.cells[index] {
                 Err(err) => Some(err.clone()),

@@ -20,6 +20,10 @@ use crate::widgets::{WidgetValue, WidgetValues};
 /// Where `print` output goes.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Told `(cell, text)` the moment a cached function starts computing behind a spinner, so a
+/// window can show the text while the cell runs (the cell's report comes when it is done).
+pub type SpinnerSink = Arc<dyn Fn(usize, &str) + Send + Sync>;
+
 /// Per-run data for script functions.
 pub(crate) struct RunContext {
     /// Elements emitted by the cell that is running.
@@ -46,6 +50,10 @@ pub(crate) struct RunContext {
     pub vars: HashMap<String, VarInfo>,
     /// What the running cell reads (`None` while no cell is being traced).
     pub recorder: Option<CellRecorder>,
+    /// The index of the cell that is running.
+    pub cell: usize,
+    /// Who wants spinners as they happen.
+    pub on_spinner: Option<SpinnerSink>,
 }
 
 /// A variable defined by an earlier cell of this run.
@@ -137,7 +145,22 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut RunContext) -> R) -> Option<R> {
 
 /// Appends an element to the running cell's output.
 pub(crate) fn emit(element: Element) {
-    with(|ctx| ctx.elements.push(element));
+    let live = with(|ctx| {
+        let live = (element.kind == crate::elements::ElementKind::Spinner)
+            .then(|| {
+                ctx.on_spinner
+                    .clone()
+                    .map(|sink| (sink, ctx.cell, element.text.clone()))
+            })
+            .flatten();
+        ctx.elements.push(element);
+        live
+    })
+    .flatten();
+    // Told outside the context's borrow: the sink is the GUI's channel, not script code.
+    if let Some((sink, cell, text)) = live {
+        sink(cell, &text);
+    }
 }
 
 /// The notebook's folder, for resolving relative paths.
