@@ -299,6 +299,10 @@ impl Runtime {
                                         reason: "cell caching is off".into(),
                                     }
                                 };
+                            } else if let Some(miss) = miss.filter(|m| !m.counted) {
+                                // A failed cell is never stored, but it did run: a miss.
+                                self.cache
+                                    .note_miss(&name, &policy, policy.code_hash, miss.reason);
                             }
                             error
                         }
@@ -371,11 +375,9 @@ impl Runtime {
         .unwrap_or_else(|| Verdict::Miss("no run context".into()));
         let trace = match verdict {
             Verdict::Match(trace) => trace,
-            Verdict::Miss(reason) => {
-                self.cache
-                    .note_miss(name, policy, code_hash, reason.clone());
-                return CellLookup::Run(Some(reason));
-            }
+            // Counted once the cell ran, under the key its entry gets (the panel then tells
+            // why that entry was computed).
+            Verdict::Miss(reason) => return CellLookup::Run(Some(Miss::uncounted(reason))),
         };
         let call = cell_call_key(&trace);
         loop {
@@ -387,16 +389,19 @@ impl Runtime {
                 Ok(Begin::Wait(flight)) => {
                     let stop = &options.cancel;
                     if !flight.wait(|| stop.load(std::sync::atomic::Ordering::Relaxed)) {
-                        return CellLookup::Run(Some("stopped while waiting".into()));
+                        return CellLookup::Run(Some(Miss::uncounted("stopped while waiting")));
                     }
                 }
                 Ok(Begin::Compute(reason)) => {
                     // The cell is run below, and stored under the key its new trace gives.
                     self.cache.abort(name, call.key);
-                    return CellLookup::Run(Some(reason.to_string()));
+                    return CellLookup::Run(Some(Miss {
+                        reason: reason.to_string(),
+                        counted: true,
+                    }));
                 }
                 Ok(Begin::Hit { .. }) | Err(_) => {
-                    return CellLookup::Run(Some("first run".into()));
+                    return CellLookup::Run(Some(Miss::uncounted("first run")));
                 }
             }
         }
@@ -490,9 +495,10 @@ impl Runtime {
         name: &str,
         policy: &FunctionPolicy,
         cell: &crate::notebook::Cell,
-        miss: Option<String>,
+        miss: Option<Miss>,
         ran: RanCell,
     ) -> CellStatus {
+        let miss = miss.unwrap_or_else(|| Miss::uncounted("first run"));
         let RanCell {
             mut recorder,
             defined,
@@ -520,6 +526,10 @@ impl Runtime {
             }
         }
         if let Some(reason) = recorder.uncacheable {
+            if !miss.counted {
+                self.cache
+                    .note_miss(name, policy, policy.code_hash, miss.reason);
+            }
             return CellStatus::NotCached { reason };
         }
         let elements = context::with(|ctx| {
@@ -532,6 +542,10 @@ impl Runtime {
         .unwrap_or_default();
         let trace = StoredTrace::new(policy.code_hash, recorder.reads);
         let call = cell_call_key(&trace);
+        if !miss.counted {
+            self.cache
+                .note_miss(name, policy, call.key, miss.reason.clone());
+        }
         self.cache.complete(
             name,
             policy,
@@ -542,7 +556,7 @@ impl Runtime {
         );
         self.cells.insert(name, trace);
         CellStatus::Ran {
-            reason: miss.unwrap_or_else(|| "first run".into()),
+            reason: miss.reason,
         }
     }
 
@@ -761,8 +775,23 @@ fn file_position(position: Position) -> (Option<usize>, Option<usize>) {
 enum CellLookup {
     /// Served: the variables to restore and the elements to replay.
     Hit(Arc<CellOutputs>, Vec<Element>),
-    /// Run it; the reason it missed (`None`: caching is off for it).
-    Run(Option<String>),
+    /// Run it; why it missed (`None`: caching is off for it).
+    Run(Option<Miss>),
+}
+
+/// Why a cell could not be served, and whether the registry has counted that miss yet.
+struct Miss {
+    reason: String,
+    counted: bool,
+}
+
+impl Miss {
+    fn uncounted(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            counted: false,
+        }
+    }
 }
 
 /// What a cell that ran left for the cell cache to judge.

@@ -346,3 +346,41 @@ let h = df.height();
         .unwrap();
     assert_eq!(entry.value, "defines df");
 }
+
+#[test]
+fn the_event_log_says_why_each_cell_entry_was_computed() {
+    use cellar_engine::cache::EventKind;
+    let mut h = Harness::default();
+    h.run("A", THREE_CELLS);
+    h.set_widget("A", "How many", WidgetValue::Int(3));
+    h.run("A", THREE_CELLS);
+    let pick = "cell 1 (Pick)";
+    let entries: Vec<_> = h
+        .runtime
+        .cache()
+        .entries()
+        .into_iter()
+        .filter(|e| e.function == pick)
+        .collect();
+    assert_eq!(entries.len(), 2);
+    let events = h.runtime.cache().events_since(0);
+    for entry in &entries {
+        // The miss that computed an entry is logged under that entry's key.
+        let why: Vec<String> = events
+            .iter()
+            .filter(|e| e.function == pick && e.key == entry.key_short)
+            .filter_map(|e| match &e.event {
+                EventKind::Miss(reason) => Some(reason.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(
+            ["first run", "widget `How many` 2 → 3"].contains(&why[0].as_str()),
+            "{why:?}"
+        );
+    }
+    let stats = h.runtime.cache().stats();
+    let pick_stats = stats.iter().find(|s| s.name == pick).unwrap();
+    assert_eq!((pick_stats.misses, pick_stats.hits), (2, 0));
+}
