@@ -202,7 +202,7 @@ pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>) {
         ui.separator();
         ui.label(format!(
             "cache {} in {} entr{}",
-            format_bytes(model.cache_bytes),
+            crate::cache_panel::format::bytes(model.cache_bytes),
             model.cache_entries,
             if model.cache_entries == 1 { "y" } else { "ies" }
         ));
@@ -218,31 +218,4 @@ pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>) {
             });
         }
     });
-}
-
-/// `512 B`, `3.4 KB`, `12.0 MB`.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_read_well() {
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(3 * 1024 + 400), "3.4 KB");
-        assert_eq!(format_bytes(12 * 1024 * 1024), "12.0 MB");
-    }
 }

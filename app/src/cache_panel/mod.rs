@@ -23,7 +23,8 @@
 
 mod details;
 mod entries;
-mod format;
+/// How the panel (and the status bar) write sizes, durations and rates.
+pub mod format;
 mod log;
 mod plot;
 
