@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Run every cell every time (cache only `@cache_data` / `@cache_resource` functions).
     #[arg(long)]
     pub no_cell_cache: bool,
+    /// Cap the bytes the cache holds (`512MB`, `2GB`); the least recently used entries are
+    /// evicted first, with the cause "memory budget". Default: `$CELLAR_MEMORY_BUDGET`, else none.
+    #[arg(long, value_name = "SIZE", value_parser = cellar_engine::cache::parse_size)]
+    pub memory_budget: Option<u64>,
 }
 
 fn parse_set(raw: &str) -> Result<(String, String), String> {
@@ -129,7 +133,19 @@ pub fn run(args: RunArgs) -> ExitCode {
         ));
         dir = None;
     }
-    let runtime = Runtime::with_cache(Arc::new(CacheRegistry::new(Arc::new(SystemClock))), dir);
+    let budget = match args.memory_budget {
+        Some(bytes) => Some(bytes),
+        None => match cellar_engine::memory_budget_from_env() {
+            Ok(budget) => budget,
+            Err(err) => {
+                eprintln!("cellar: {err}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let registry = Arc::new(CacheRegistry::new(Arc::new(SystemClock)));
+    registry.set_memory_budget(budget);
+    let runtime = Runtime::with_cache(registry, dir);
     let options = RunOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
         notebook_dir: args.notebook.parent().map(Path::to_path_buf),

@@ -11,6 +11,9 @@ fn main() -> ExitCode {
         Some(cli::Command::Run(run)) => cli::run(run),
         Some(cli::Command::Bench(args)) => cellar::bench::run(args),
         None => {
+            if let Err(err) = cellar_engine::memory_budget_from_env() {
+                eprintln!("cellar: {err}; running without a memory budget");
+            }
             let path = args
                 .file
                 .unwrap_or_else(|| std::path::PathBuf::from("samples/tour.rhai"));

@@ -403,3 +403,31 @@ fn the_caching_sample_runs_the_seed_examples_for_two_sessions() {
         .count();
     assert_eq!(copies, 4);
 }
+
+#[test]
+fn a_memory_budget_evicts_the_least_recently_used_and_explain_says_so() {
+    let nb = notebook(
+        "@cache_data\nfn big(n) { let a = []; for i in 0..2000 { a.push(i * n); } a }\nlet x = big(1).len();\nlet y = big(2).len();\nwrite(x + y);\n",
+    );
+    let path = nb.path().to_str().unwrap();
+    let output = cellar(&[
+        "run",
+        path,
+        "--memory-budget",
+        "40KB",
+        "--runs",
+        "2",
+        "--no-cell-cache",
+        "--explain",
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    // Two arrays of 2000 numbers do not fit in 40 KB: big(1) made room for big(2).
+    assert!(
+        text.contains("[A run 2] cell 0 explain: big: miss (evicted (memory budget))"),
+        "{text}"
+    );
+    let bad = cellar(&["run", path, "--memory-budget", "lots"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("512MB"));
+}

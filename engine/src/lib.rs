@@ -29,7 +29,10 @@ pub use data::Frame;
 pub use elements::{Element, ElementKind, Payload, WidgetElement};
 pub use error::CellarError;
 pub use notebook::{Cell, Notebook};
-pub use run::{CellError, CellReport, RunOptions, RunReport, Runtime, default_cache_dir};
+pub use run::{
+    CellError, CellReport, RunOptions, RunReport, Runtime, default_cache_dir,
+    memory_budget_from_env,
+};
 pub use script::build_engine;
 pub use script::context::{CallOutcome, CallTrace, SpinnerSink};
 pub use session::Session;

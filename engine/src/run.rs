@@ -145,6 +145,17 @@ impl Default for Runtime {
     }
 }
 
+/// The memory budget from `$CELLAR_MEMORY_BUDGET` (`512MB`, `2GB`): `Ok(None)` when unset,
+/// `Err` with a message that says what to write when it cannot be read.
+pub fn memory_budget_from_env() -> Result<Option<u64>, String> {
+    match std::env::var("CELLAR_MEMORY_BUDGET") {
+        Ok(text) if !text.trim().is_empty() => crate::cache::parse_size(&text)
+            .map(Some)
+            .map_err(|e| format!("CELLAR_MEMORY_BUDGET: {e}")),
+        _ => Ok(None),
+    }
+}
+
 /// The cache folder when none is given: `$CELLAR_CACHE_DIR`, else the platform cache dir.
 pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("CELLAR_CACHE_DIR")
@@ -171,12 +182,14 @@ struct CompiledNotebook {
 }
 
 impl Runtime {
-    /// A runtime with the system clock, persisting to [`default_cache_dir`].
+    /// A runtime with the system clock, persisting to [`default_cache_dir`], with the memory
+    /// budget of `$CELLAR_MEMORY_BUDGET` if it is set (see [`memory_budget_from_env`]).
     pub fn new() -> Self {
-        Self::with_cache(
-            Arc::new(CacheRegistry::new(Arc::new(SystemClock))),
-            default_cache_dir(),
-        )
+        let cache = Arc::new(CacheRegistry::new(Arc::new(SystemClock)));
+        if let Ok(Some(budget)) = memory_budget_from_env() {
+            cache.set_memory_budget(Some(budget));
+        }
+        Self::with_cache(cache, default_cache_dir())
     }
 
     /// A runtime over a given cache (tests pass one with a manual clock) and cache dir

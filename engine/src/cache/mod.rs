@@ -8,6 +8,7 @@ pub mod key;
 pub mod persist;
 pub mod registry;
 pub mod resource;
+pub mod size;
 pub mod source;
 pub mod value;
 
@@ -19,4 +20,5 @@ pub use registry::{
     WidgetRead,
 };
 pub use resource::ResourceHandle;
+pub use size::parse_size;
 pub use value::CachedValue;
