@@ -384,3 +384,16 @@ fn the_event_log_says_why_each_cell_entry_was_computed() {
     let pick_stats = stats.iter().find(|s| s.name == pick).unwrap();
     assert_eq!((pick_stats.misses, pick_stats.hits), (2, 0));
 }
+
+#[test]
+fn a_cell_that_draws_random_numbers_runs_every_time() {
+    let nb = "// %% Draw\nlet r = random();\nlet d = random_int(1, 6);\nwrite(r < 1.0 && d >= 1 && d <= 6);\n";
+    let mut h = Harness::default();
+    h.run("A", nb);
+    let report = h.run("A", nb);
+    assert_eq!(texts(&report), ["true"]);
+    assert_eq!(
+        report.cells[0].status.to_string(),
+        "not cached (calls `random()`)"
+    );
+}

@@ -1,4 +1,4 @@
-//! Session and time functions: `sleep`, `now`.
+//! Session, time and chance: `sleep`, `now`, `perf_counter`, `random`, `random_int`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +16,20 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("perf_counter", move || {
         note_uncacheable("calls `perf_counter()`");
         origin.elapsed().as_secs_f64()
+    });
+    // Random numbers: a cell that draws one is not cached (a replay would repeat the draw).
+    engine.register_fn("random", || {
+        note_uncacheable("calls `random()`");
+        fastrand::f64()
+    });
+    engine.register_fn("random_int", |low: INT, high: INT| -> ScriptResult<INT> {
+        note_uncacheable("calls `random_int()`");
+        if low > high {
+            return Err(script_error(format!(
+                "random_int(low, high) needs low <= high, got {low} and {high}"
+            )));
+        }
+        Ok(fastrand::i64(low..=high))
     });
     engine.register_fn("now", || {
         note_uncacheable("calls `now()`");
