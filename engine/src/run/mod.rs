@@ -1,6 +1,8 @@
 //! A rerun from top to bottom: compile every cell, gather the notebook's functions, run the
 //! cells in order in one scope, and collect each cell's elements or error.
 
+mod cell_cache;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,21 +11,17 @@ use std::time::{Duration, Instant};
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope};
 
+use self::cell_cache::{CellLookup, RanCell, cell_policy, restore_cell};
 use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
-use crate::cache::registry::Begin;
 use crate::cache::source::FunctionSources;
-use crate::cache::{CacheKind, CallKey, FunctionPolicy, KeyPart, MissReason, StoredValue};
 use crate::cache::{CacheRegistry, SystemClock};
 use crate::cells::trace::CellRecorder;
-use crate::cells::{
-    CellOutputs, CellStatus, CellTraces, CellVar, CurrentInputs, StoredTrace, Verdict,
-};
+use crate::cells::{CellStatus, CellTraces};
 use crate::elements::{Element, ElementKind, Payload};
 use crate::notebook::Notebook;
-use crate::script::context::{CachedFnSpec, CallTrace, VarInfo};
+use crate::script::context::{CachedFnSpec, CallTrace};
 use crate::script::{self, context};
 use crate::session::Session;
-use crate::widgets::{WidgetValue, WidgetValues};
 
 /// Where a cell failed, in file coordinates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -312,10 +310,8 @@ impl Runtime {
                                         reason: "cell caching is off".into(),
                                     }
                                 };
-                            } else if let Some(miss) = miss.filter(|m| !m.counted) {
-                                // A failed cell is never stored, but it did run: a miss.
-                                self.cache
-                                    .note_miss(&name, &policy, policy.code_hash, miss.reason);
+                            } else {
+                                self.note_failed_cell(&name, &policy, miss);
                             }
                             error
                         }
@@ -366,60 +362,6 @@ impl Runtime {
         report
     }
 
-    /// Checks the cell's traces against the present; on a match, asks the registry for the
-    /// entry (it may have been evicted or cleared since).
-    fn look_up_cell(
-        &self,
-        name: &str,
-        policy: &FunctionPolicy,
-        code_hash: u128,
-        scope: &Scope,
-        options: &RunOptions,
-    ) -> CellLookup {
-        let verdict = context::with(|ctx| {
-            let now = RunInputs {
-                vars: &ctx.vars,
-                widgets: &ctx.widgets,
-                scope,
-                registry: &self.cache,
-            };
-            self.cells.check(name, code_hash, &now)
-        })
-        .unwrap_or_else(|| Verdict::Miss("no run context".into()));
-        let trace = match verdict {
-            Verdict::Match(trace) => trace,
-            // Counted once the cell ran, under the key its entry gets (the panel then tells
-            // why that entry was computed).
-            Verdict::Miss(reason) => return CellLookup::Run(Some(Miss::uncounted(reason))),
-        };
-        let call = cell_call_key(&trace);
-        loop {
-            match self.cache.begin(name, policy, &call) {
-                Ok(Begin::Hit {
-                    value: StoredValue::Cell(outputs),
-                    elements,
-                }) => return CellLookup::Hit(outputs, elements),
-                Ok(Begin::Wait(flight)) => {
-                    let stop = &options.cancel;
-                    if !flight.wait(|| stop.load(std::sync::atomic::Ordering::Relaxed)) {
-                        return CellLookup::Run(Some(Miss::uncounted("stopped while waiting")));
-                    }
-                }
-                Ok(Begin::Compute(reason)) => {
-                    // The cell is run below, and stored under the key its new trace gives.
-                    self.cache.abort(name, call.key);
-                    return CellLookup::Run(Some(Miss {
-                        reason: reason.to_string(),
-                        counted: true,
-                    }));
-                }
-                Ok(Begin::Hit { .. }) | Err(_) => {
-                    return CellLookup::Run(Some(Miss::uncounted("first run")));
-                }
-            }
-        }
-    }
-
     /// Runs one cell with its reads traced. Returns its error, or what it defined and read.
     #[allow(clippy::too_many_arguments)]
     fn run_cell(
@@ -453,124 +395,7 @@ impl Runtime {
             scope.rewind(before.max(1));
             self.runtime_error(notebook, index, &err, compiled, failed_definitions)
         });
-        // What the cell defined: its new variables, and earlier ones it changed in place.
-        let mut defined: Vec<(String, Dynamic)> = Vec::new();
-        // In declaration order (`Scope::iter_raw` goes backwards).
-        for (name, value, _) in (&*scope).into_iter().skip(before) {
-            // A name declared twice: the last declaration is the one later cells see.
-            defined.retain(|(n, _)| n != name);
-            defined.push((name.to_string(), value.clone()));
-        }
-        for read in &recorder.reads {
-            if let crate::cells::Read::Var { name, digest } = read
-                && !defined.iter().any(|(n, _)| n == name)
-                && let Some(value) = scope.get(name)
-                && !recorder.frame_unchanged(name, value)
-                && crate::cells::outputs::var_digest(value).ok() != Some(*digest)
-            {
-                defined.push((name.clone(), value.clone()));
-            }
-        }
-        let digests: Vec<(String, Result<u128, String>)> = defined
-            .iter()
-            .map(|(name, value)| (name.clone(), crate::cells::outputs::var_digest(value)))
-            .collect();
-        context::with(|ctx| {
-            for (name, digest) in &digests {
-                ctx.vars.insert(
-                    name.clone(),
-                    VarInfo {
-                        digest: digest.clone(),
-                        defined_in: index,
-                    },
-                );
-            }
-        });
-        // Did it write `state`?
-        let state_written = recorder.state_read.is_some_and(|read| {
-            let now = scope.get("state").cloned().unwrap_or_default();
-            crate::cells::outputs::var_digest(&now).ok() != Some(read)
-        });
-        (
-            error,
-            RanCell {
-                recorder,
-                defined,
-                digests,
-                state_written,
-            },
-        )
-    }
-
-    /// Decides whether a cell that ran can be cached, and stores it if so.
-    fn finish_cell(
-        &self,
-        name: &str,
-        policy: &FunctionPolicy,
-        cell: &crate::notebook::Cell,
-        miss: Option<Miss>,
-        ran: RanCell,
-    ) -> CellStatus {
-        let miss = miss.unwrap_or_else(|| Miss::uncounted("first run"));
-        let RanCell {
-            mut recorder,
-            defined,
-            digests,
-            state_written,
-        } = ran;
-        if cell.cache_disabled() {
-            return CellStatus::NotCached {
-                reason: "[cache=off]".into(),
-            };
-        }
-        if state_written {
-            recorder.refuse("writes `state`");
-        }
-        for function in recorder.mutated_resources() {
-            recorder.refuse(format!("mutates the shared resource from `{function}`"));
-        }
-        let mut outputs = CellOutputs::default();
-        for ((name, value), (_, digest)) in defined.iter().zip(&digests) {
-            match (CellVar::capture(value), digest.clone()) {
-                (Ok(var), Ok(digest)) => outputs.vars.push((name.clone(), var, digest)),
-                (Err(type_name), _) | (_, Err(type_name)) => recorder.refuse(format!(
-                    "defines `{name}`, a {type_name}, which cannot be stored (make it in a @cache_resource fn to share it)"
-                )),
-            }
-        }
-        if let Some(reason) = recorder.uncacheable {
-            if !miss.counted {
-                self.cache
-                    .note_miss(name, policy, policy.code_hash, miss.reason);
-            }
-            return CellStatus::NotCached { reason };
-        }
-        let elements = context::with(|ctx| {
-            ctx.elements
-                .iter()
-                .filter(|e| e.kind != ElementKind::Spinner)
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-        let trace = StoredTrace::new(policy.code_hash, recorder.reads);
-        let call = cell_call_key(&trace);
-        if !miss.counted {
-            self.cache
-                .note_miss(name, policy, call.key, miss.reason.clone());
-        }
-        self.cache.complete(
-            name,
-            policy,
-            &call,
-            StoredValue::Cell(Arc::new(outputs)),
-            elements,
-            false,
-        );
-        self.cells.insert(name, trace);
-        CellStatus::Ran {
-            reason: miss.reason,
-        }
+        (error, RanCell::judge(scope, before, index, recorder))
     }
 
     /// The compiled form of `notebook`, from the last few compiled if its cells are unchanged.
@@ -782,112 +607,4 @@ fn without_position(message: &str, position: Position) -> String {
 
 fn file_position(position: Position) -> (Option<usize>, Option<usize>) {
     (position.line(), position.position())
-}
-
-/// What the cell cache said about a cell before it ran.
-enum CellLookup {
-    /// Served: the variables to restore and the elements to replay.
-    Hit(Arc<CellOutputs>, Vec<Element>),
-    /// Run it; why it missed (`None`: caching is off for it).
-    Run(Option<Miss>),
-}
-
-/// Why a cell could not be served, and whether the registry has counted that miss yet.
-struct Miss {
-    reason: String,
-    counted: bool,
-}
-
-impl Miss {
-    fn uncounted(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            counted: false,
-        }
-    }
-}
-
-/// What a cell that ran left for the cell cache to judge.
-struct RanCell {
-    recorder: CellRecorder,
-    /// Variables it defined or changed, with their values.
-    defined: Vec<(String, Dynamic)>,
-    /// Their digests (or the type of a value with no content to compare).
-    digests: Vec<(String, Result<u128, String>)>,
-    state_written: bool,
-}
-
-/// Cells keep as many entries as traces; they never expire by time (their inputs decide).
-fn cell_policy(code_hash: u128) -> FunctionPolicy {
-    FunctionPolicy {
-        kind: CacheKind::Cell,
-        code_hash,
-        ttl: None,
-        max_entries: Some(crate::cells::store::TRACES_PER_CELL),
-    }
-}
-
-/// The registry key of a cell's entry, with its reads as the parts the panel shows.
-fn cell_call_key(trace: &StoredTrace) -> CallKey {
-    CallKey {
-        key: trace.key,
-        args_key: trace.args_key,
-        parts: trace
-            .reads
-            .iter()
-            .map(|read| KeyPart {
-                name: read.label(),
-                widget: matches!(read, crate::cells::Read::Widget { .. }),
-                digest: read.digest(),
-                summary: read.summary(),
-            })
-            .collect(),
-    }
-}
-
-/// Puts a cached cell's variables back (as copies) and replays its elements.
-fn restore_cell(scope: &mut Scope, index: usize, outputs: &CellOutputs, elements: Vec<Element>) {
-    for (name, var, _) in &outputs.vars {
-        scope.push_dynamic(name.clone(), var.restore());
-    }
-    context::with(|ctx| {
-        for (name, _, digest) in &outputs.vars {
-            ctx.vars.insert(
-                name.clone(),
-                VarInfo {
-                    digest: Ok(*digest),
-                    defined_in: index,
-                },
-            );
-        }
-        ctx.elements.extend(elements);
-    });
-}
-
-/// The present, as the cell cache's checker sees it.
-struct RunInputs<'a> {
-    vars: &'a HashMap<String, VarInfo>,
-    widgets: &'a WidgetValues,
-    scope: &'a Scope<'a>,
-    registry: &'a CacheRegistry,
-}
-
-impl CurrentInputs for RunInputs<'_> {
-    fn var(&self, name: &str) -> Option<(u128, usize)> {
-        let info = self.vars.get(name)?;
-        info.digest.as_ref().ok().map(|d| (*d, info.defined_in))
-    }
-
-    fn state(&self) -> Option<u128> {
-        let state = self.scope.get("state")?;
-        crate::cells::outputs::var_digest(state).ok()
-    }
-
-    fn widget(&self, label: &str) -> Option<WidgetValue> {
-        self.widgets.get(label).cloned()
-    }
-
-    fn cached_entry(&self, function: &str, key: u128, args_key: u128) -> Result<(), MissReason> {
-        self.registry.entry_status(function, key, args_key)
-    }
 }

@@ -1,0 +1,323 @@
+//! The cell cache's side of a run: look a cell up before it runs (its traces checked
+//! against the present), restore a hit, and judge and store a cell that ran.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Scope};
+
+use super::{RunOptions, Runtime};
+use crate::cache::registry::Begin;
+use crate::cache::{
+    CacheKind, CacheRegistry, CallKey, FunctionPolicy, KeyPart, MissReason, StoredValue,
+};
+use crate::cells::outputs::var_digest;
+use crate::cells::trace::CellRecorder;
+use crate::cells::{CellOutputs, CellStatus, CellVar, CurrentInputs, StoredTrace, Verdict};
+use crate::elements::{Element, ElementKind};
+use crate::script::context::{self, VarInfo};
+use crate::widgets::{WidgetValue, WidgetValues};
+
+impl Runtime {
+    /// Checks the cell's traces against the present; on a match, asks the registry for the
+    /// entry (it may have been evicted or cleared since).
+    pub(super) fn look_up_cell(
+        &self,
+        name: &str,
+        policy: &FunctionPolicy,
+        code_hash: u128,
+        scope: &Scope,
+        options: &RunOptions,
+    ) -> CellLookup {
+        let verdict = context::with(|ctx| {
+            let now = RunInputs {
+                vars: &ctx.vars,
+                widgets: &ctx.widgets,
+                scope,
+                registry: &self.cache,
+            };
+            self.cells.check(name, code_hash, &now)
+        })
+        .unwrap_or_else(|| Verdict::Miss("no run context".into()));
+        let trace = match verdict {
+            Verdict::Match(trace) => trace,
+            // Counted once the cell ran, under the key its entry gets (the panel then tells
+            // why that entry was computed).
+            Verdict::Miss(reason) => return CellLookup::Run(Some(Miss::uncounted(reason))),
+        };
+        let call = cell_call_key(&trace);
+        loop {
+            match self.cache.begin(name, policy, &call) {
+                Ok(Begin::Hit {
+                    value: StoredValue::Cell(outputs),
+                    elements,
+                }) => return CellLookup::Hit(outputs, elements),
+                Ok(Begin::Wait(flight)) => {
+                    let stop = &options.cancel;
+                    if !flight.wait(|| stop.load(std::sync::atomic::Ordering::Relaxed)) {
+                        return CellLookup::Run(Some(Miss::uncounted("stopped while waiting")));
+                    }
+                }
+                Ok(Begin::Compute(reason)) => {
+                    // The cell is run below, and stored under the key its new trace gives.
+                    self.cache.abort(name, call.key);
+                    return CellLookup::Run(Some(Miss {
+                        reason: reason.to_string(),
+                        counted: true,
+                    }));
+                }
+                Ok(Begin::Hit { .. }) | Err(_) => {
+                    return CellLookup::Run(Some(Miss::uncounted("first run")));
+                }
+            }
+        }
+    }
+
+    /// A failed cell is never stored, but it did run: its miss is counted.
+    pub(super) fn note_failed_cell(&self, name: &str, policy: &FunctionPolicy, miss: Option<Miss>) {
+        if let Some(miss) = miss.filter(|m| !m.counted) {
+            self.cache
+                .note_miss(name, policy, policy.code_hash, miss.reason);
+        }
+    }
+
+    /// Decides whether a cell that ran can be cached, and stores it if so.
+    pub(super) fn finish_cell(
+        &self,
+        name: &str,
+        policy: &FunctionPolicy,
+        cell: &crate::notebook::Cell,
+        miss: Option<Miss>,
+        ran: RanCell,
+    ) -> CellStatus {
+        let miss = miss.unwrap_or_else(|| Miss::uncounted("first run"));
+        let RanCell {
+            mut recorder,
+            defined,
+            digests,
+            state_written,
+        } = ran;
+        if cell.cache_disabled() {
+            return CellStatus::NotCached {
+                reason: "[cache=off]".into(),
+            };
+        }
+        if state_written {
+            recorder.refuse("writes `state`");
+        }
+        for function in recorder.mutated_resources() {
+            recorder.refuse(format!("mutates the shared resource from `{function}`"));
+        }
+        let mut outputs = CellOutputs::default();
+        for ((name, value), (_, digest)) in defined.iter().zip(&digests) {
+            match (CellVar::capture(value), digest.clone()) {
+                (Ok(var), Ok(digest)) => outputs.vars.push((name.clone(), var, digest)),
+                (Err(type_name), _) | (_, Err(type_name)) => recorder.refuse(format!(
+                    "defines `{name}`, a {type_name}, which cannot be stored (make it in a @cache_resource fn to share it)"
+                )),
+            }
+        }
+        if let Some(reason) = recorder.uncacheable {
+            if !miss.counted {
+                self.cache
+                    .note_miss(name, policy, policy.code_hash, miss.reason);
+            }
+            return CellStatus::NotCached { reason };
+        }
+        let elements = context::with(|ctx| {
+            ctx.elements
+                .iter()
+                .filter(|e| e.kind != ElementKind::Spinner)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+        let trace = StoredTrace::new(policy.code_hash, recorder.reads);
+        let call = cell_call_key(&trace);
+        if !miss.counted {
+            self.cache
+                .note_miss(name, policy, call.key, miss.reason.clone());
+        }
+        self.cache.complete(
+            name,
+            policy,
+            &call,
+            StoredValue::Cell(Arc::new(outputs)),
+            elements,
+            false,
+        );
+        self.cells.insert(name, trace);
+        CellStatus::Ran {
+            reason: miss.reason,
+        }
+    }
+}
+
+/// What the cell cache said about a cell before it ran.
+pub(super) enum CellLookup {
+    /// Served: the variables to restore and the elements to replay.
+    Hit(Arc<CellOutputs>, Vec<Element>),
+    /// Run it; why it missed (`None`: caching is off for it).
+    Run(Option<Miss>),
+}
+
+/// Why a cell could not be served, and whether the registry has counted that miss yet.
+pub(super) struct Miss {
+    reason: String,
+    counted: bool,
+}
+
+impl Miss {
+    pub(super) fn uncounted(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            counted: false,
+        }
+    }
+}
+
+/// What a cell that ran left for the cell cache to judge.
+pub(super) struct RanCell {
+    recorder: CellRecorder,
+    /// Variables it defined or changed, with their values.
+    defined: Vec<(String, Dynamic)>,
+    /// Their digests (or the type of a value with no content to compare).
+    digests: Vec<(String, Result<u128, String>)>,
+    state_written: bool,
+}
+
+impl RanCell {
+    /// What a cell that just ran left behind: the variables it declared after `before` in
+    /// the scope, and the earlier ones it changed in place (found by their digests; a frame
+    /// whose buffers did not move is unchanged without a rehash). Later cells will compare
+    /// against these digests, so they are recorded in the run context now.
+    pub(super) fn judge(
+        scope: &Scope,
+        before: usize,
+        index: usize,
+        recorder: CellRecorder,
+    ) -> Self {
+        let mut defined: Vec<(String, Dynamic)> = Vec::new();
+        // In declaration order (`Scope::iter_raw` goes backwards).
+        for (name, value, _) in scope.into_iter().skip(before) {
+            // A name declared twice: the last declaration is the one later cells see.
+            defined.retain(|(n, _)| n != name);
+            defined.push((name.to_string(), value.clone()));
+        }
+        for read in &recorder.reads {
+            if let crate::cells::Read::Var { name, digest } = read
+                && !defined.iter().any(|(n, _)| n == name)
+                && let Some(value) = scope.get(name)
+                && !recorder.frame_unchanged(name, value)
+                && var_digest(value).ok() != Some(*digest)
+            {
+                defined.push((name.clone(), value.clone()));
+            }
+        }
+        let digests: Vec<(String, Result<u128, String>)> = defined
+            .iter()
+            .map(|(name, value)| (name.clone(), var_digest(value)))
+            .collect();
+        context::with(|ctx| {
+            for (name, digest) in &digests {
+                ctx.vars.insert(
+                    name.clone(),
+                    VarInfo {
+                        digest: digest.clone(),
+                        defined_in: index,
+                    },
+                );
+            }
+        });
+        let state_written = recorder.state_read.is_some_and(|read| {
+            let now = scope.get("state").cloned().unwrap_or_default();
+            var_digest(&now).ok() != Some(read)
+        });
+        Self {
+            recorder,
+            defined,
+            digests,
+            state_written,
+        }
+    }
+}
+
+/// Cells keep as many entries as traces; they never expire by time (their inputs decide).
+pub(super) fn cell_policy(code_hash: u128) -> FunctionPolicy {
+    FunctionPolicy {
+        kind: CacheKind::Cell,
+        code_hash,
+        ttl: None,
+        max_entries: Some(crate::cells::store::TRACES_PER_CELL),
+    }
+}
+
+/// The registry key of a cell's entry, with its reads as the parts the panel shows.
+fn cell_call_key(trace: &StoredTrace) -> CallKey {
+    CallKey {
+        key: trace.key,
+        args_key: trace.args_key,
+        parts: trace
+            .reads
+            .iter()
+            .map(|read| KeyPart {
+                name: read.label(),
+                widget: matches!(read, crate::cells::Read::Widget { .. }),
+                digest: read.digest(),
+                summary: read.summary(),
+            })
+            .collect(),
+    }
+}
+
+/// Puts a cached cell's variables back (as copies) and replays its elements.
+pub(super) fn restore_cell(
+    scope: &mut Scope,
+    index: usize,
+    outputs: &CellOutputs,
+    elements: Vec<Element>,
+) {
+    for (name, var, _) in &outputs.vars {
+        scope.push_dynamic(name.clone(), var.restore());
+    }
+    context::with(|ctx| {
+        for (name, _, digest) in &outputs.vars {
+            ctx.vars.insert(
+                name.clone(),
+                VarInfo {
+                    digest: Ok(*digest),
+                    defined_in: index,
+                },
+            );
+        }
+        ctx.elements.extend(elements);
+    });
+}
+
+/// The present, as the cell cache's checker sees it.
+struct RunInputs<'a> {
+    vars: &'a HashMap<String, VarInfo>,
+    widgets: &'a WidgetValues,
+    scope: &'a Scope<'a>,
+    registry: &'a CacheRegistry,
+}
+
+impl CurrentInputs for RunInputs<'_> {
+    fn var(&self, name: &str) -> Option<(u128, usize)> {
+        let info = self.vars.get(name)?;
+        info.digest.as_ref().ok().map(|d| (*d, info.defined_in))
+    }
+
+    fn state(&self) -> Option<u128> {
+        let state = self.scope.get("state")?;
+        crate::cells::outputs::var_digest(state).ok()
+    }
+
+    fn widget(&self, label: &str) -> Option<WidgetValue> {
+        self.widgets.get(label).cloned()
+    }
+
+    fn cached_entry(&self, function: &str, key: u128, args_key: u128) -> Result<(), MissReason> {
+        self.registry.entry_status(function, key, args_key)
+    }
+}
