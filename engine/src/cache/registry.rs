@@ -115,6 +115,13 @@ pub fn short_key(key: u128) -> String {
     format!("{:08x}", (key >> 96) as u32)
 }
 
+impl Entry {
+    /// The ttl it outlived at `now`, if it did.
+    fn expired(&self, now: Duration, ttl: Option<Duration>) -> Option<Duration> {
+        ttl.filter(|ttl| now.saturating_sub(self.created) >= *ttl)
+    }
+}
+
 struct Entry {
     value: StoredValue,
     elements: Vec<Element>,
@@ -348,11 +355,10 @@ impl CacheRegistry {
             .get_mut(function)
             .expect("apply_policy creates it");
         // Expired? Remove it first, so the miss says why.
-        let expired = f.entries.get(&call.key).and_then(|e| {
-            policy
-                .ttl
-                .filter(|ttl| now.saturating_sub(e.created) >= *ttl)
-        });
+        let expired = f
+            .entries
+            .get(&call.key)
+            .and_then(|e| e.expired(now, policy.ttl));
         if let Some(ttl) = expired {
             f.entries.remove(&call.key);
             f.evictions += 1;
@@ -507,12 +513,9 @@ impl CacheRegistry {
             return Err(MissReason::Removed(RemovalCause::Cleared));
         };
         if let Some(entry) = f.entries.get(&key) {
-            return match f.ttl {
-                Some(ttl) if now.saturating_sub(entry.created) >= ttl => {
-                    Err(MissReason::Expired(ttl))
-                }
-                _ => Ok(()),
-            };
+            return entry
+                .expired(now, f.ttl)
+                .map_or(Ok(()), |ttl| Err(MissReason::Expired(ttl)));
         }
         Err(f
             .tombstones
@@ -581,10 +584,7 @@ impl CacheRegistry {
             .flat_map(|(name, f)| {
                 f.entries
                     .iter()
-                    .filter(move |(_, e)| {
-                        f.ttl
-                            .is_some_and(|ttl| now.saturating_sub(e.created) >= ttl)
-                    })
+                    .filter(move |(_, e)| e.expired(now, f.ttl).is_some())
                     .map(move |(k, _)| (name.clone(), *k))
             })
             .collect();

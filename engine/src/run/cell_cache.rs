@@ -94,7 +94,6 @@ impl Runtime {
         let RanCell {
             mut recorder,
             defined,
-            digests,
             state_written,
         } = ran;
         if cell.cache_disabled() {
@@ -109,7 +108,7 @@ impl Runtime {
             recorder.refuse(format!("mutates the shared resource from `{function}`"));
         }
         let mut outputs = CellOutputs::default();
-        for ((name, value), (_, digest)) in defined.iter().zip(&digests) {
+        for (name, value, digest) in &defined {
             match (CellVar::capture(value), digest.clone()) {
                 (Ok(var), Ok(digest)) => outputs.vars.push((name.clone(), var, digest)),
                 (Err(type_name), _) | (_, Err(type_name)) => recorder.refuse(format!(
@@ -179,10 +178,9 @@ impl Miss {
 /// What a cell that ran left for the cell cache to judge.
 pub(super) struct RanCell {
     recorder: CellRecorder,
-    /// Variables it defined or changed, with their values.
-    defined: Vec<(String, Dynamic)>,
-    /// Their digests (or the type of a value with no content to compare).
-    digests: Vec<(String, Result<u128, String>)>,
+    /// Variables it defined or changed, with their values and digests (or the type of a
+    /// value with no content to compare).
+    defined: Vec<(String, Dynamic, Result<u128, String>)>,
     state_written: bool,
 }
 
@@ -214,12 +212,15 @@ impl RanCell {
                 defined.push((name.clone(), value.clone()));
             }
         }
-        let digests: Vec<(String, Result<u128, String>)> = defined
-            .iter()
-            .map(|(name, value)| (name.clone(), var_digest(value)))
+        let defined: Vec<(String, Dynamic, Result<u128, String>)> = defined
+            .into_iter()
+            .map(|(name, value)| {
+                let digest = var_digest(&value);
+                (name, value, digest)
+            })
             .collect();
         context::with(|ctx| {
-            for (name, digest) in &digests {
+            for (name, _, digest) in &defined {
                 ctx.vars.insert(
                     name.clone(),
                     VarInfo {
@@ -236,7 +237,6 @@ impl RanCell {
         Self {
             recorder,
             defined,
-            digests,
             state_written,
         }
     }

@@ -178,13 +178,16 @@ fn storage_kind(spec: &CachedFnSpec) -> CacheKind {
     }
 }
 
-fn trace(function: &str, outcome: CallOutcome) {
+/// Records how a call went (for `--explain` and the chips) and tells the running cell's
+/// trace which entry it relied on.
+fn trace(function: &str, call: &CallKey, outcome: CallOutcome) {
     with(|ctx| {
         ctx.calls.push(CallTrace {
             function: function.to_string(),
             outcome,
         })
     });
+    context::note_cached_call(function, call.key, call.args_key);
 }
 
 fn replay(elements: &[Element]) {
@@ -273,8 +276,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                 }
                 replay(&elements);
                 legacy_warning(&spec, &value);
-                trace(name, CallOutcome::Hit);
-                context::note_cached_call(name, call.key, call.args_key);
+                trace(name, &call, CallOutcome::Hit);
                 return Ok(serve(&value));
             }
             Begin::Wait(flight) => {
@@ -317,8 +319,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                             true,
                         );
                         replay(&entry.elements);
-                        trace(name, CallOutcome::DiskHit);
-                        context::note_cached_call(name, call.key, call.args_key);
+                        trace(name, &call, CallOutcome::DiskHit);
                         return Ok(serve(&value));
                     }
                 }
@@ -439,8 +440,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         }
     }
     legacy_warning(&spec, &stored);
-    trace(name, CallOutcome::Miss(reason));
-    context::note_cached_call(name, call.key, call.args_key);
+    trace(name, &call, CallOutcome::Miss(reason));
     Ok(match stored {
         // The caller gets the value it computed; the cache keeps its own copy.
         StoredValue::Data(_) => returned,
