@@ -1,6 +1,9 @@
-//! `CachedValue`: what `@cache_data` stores. Only data: numbers, strings, booleans, blobs,
-//! arrays, maps and frames. A frame is held as a `Frame` (its columns are reference-counted),
-//! so serving a copy costs a few pointer bumps, never a decode.
+//! `CachedValue`: what `@cache_data` stores. Only data: numbers, strings, chars, booleans,
+//! blobs, arrays, maps and frames, each with its Rhai tag. A restored value is the value
+//! itself: a char stays a char, a tagged value keeps its tag, at every depth. A frame is held
+//! as a `Frame` (its columns are reference-counted), so serving a copy costs a few pointer
+//! bumps, never a decode. Constness is not a property of a value but of the variable holding
+//! it: whoever restores variables keeps it (`Dynamic::is_read_only` at capture).
 
 use rhai::{Array, Blob, Dynamic, FLOAT, INT, Map};
 
@@ -21,6 +24,8 @@ pub enum CachedValue {
     Float(f64),
     /// A string.
     Str(String),
+    /// A character (`'a'`), kept apart from the one-character string `"a"`.
+    Char(char),
     /// Bytes.
     Blob(Vec<u8>),
     /// An array.
@@ -29,6 +34,9 @@ pub enum CachedValue {
     Map(Vec<(String, CachedValue)>),
     /// A frame.
     Frame(Frame),
+    /// A value with a non-zero Rhai tag (`x.tag = 42`). Only ever wraps an untagged value,
+    /// and only for a non-zero tag, so untagged data looks exactly as it always did.
+    Tagged(i32, Box<CachedValue>),
 }
 
 /// A value that is not data, with a name for it.
@@ -64,6 +72,17 @@ pub fn type_label(value: &Dynamic) -> String {
 impl CachedValue {
     /// Captures a script value as data; anything else is `NotData`.
     pub fn from_dynamic(value: &Dynamic) -> Result<Self, NotData> {
+        let untagged = Self::from_untagged(value)?;
+        let tag: i32 = value.tag();
+        Ok(if tag == 0 {
+            untagged
+        } else {
+            Self::Tagged(tag, Box::new(untagged))
+        })
+    }
+
+    /// The value without its own tag (nested values keep theirs).
+    fn from_untagged(value: &Dynamic) -> Result<Self, NotData> {
         if value.is_unit() {
             return Ok(Self::Unit);
         }
@@ -79,8 +98,8 @@ impl CachedValue {
         if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
             return Ok(Self::Str(s.to_string()));
         }
-        if let Some(c) = value.read_lock::<char>() {
-            return Ok(Self::Str(c.to_string()));
+        if let Ok(c) = value.as_char() {
+            return Ok(Self::Char(c));
         }
         if let Some(blob) = value.read_lock::<Blob>() {
             return Ok(Self::Blob(blob.clone()));
@@ -115,6 +134,7 @@ impl CachedValue {
             Self::Int(i) => Dynamic::from_int(*i as INT),
             Self::Float(f) => Dynamic::from_float(*f as FLOAT),
             Self::Str(s) => Dynamic::from(s.clone()),
+            Self::Char(c) => Dynamic::from_char(*c),
             Self::Blob(b) => Dynamic::from_blob(b.clone()),
             Self::Array(items) => Dynamic::from_array(items.iter().map(Self::to_dynamic).collect()),
             Self::Map(entries) => Dynamic::from_map(
@@ -124,6 +144,11 @@ impl CachedValue {
                     .collect(),
             ),
             Self::Frame(frame) => Dynamic::from(frame.clone()),
+            Self::Tagged(tag, inner) => {
+                let mut value = inner.to_dynamic();
+                value.set_tag(*tag);
+                value
+            }
         }
     }
 
@@ -139,6 +164,7 @@ impl CachedValue {
                 .map(|(k, v)| k.len() as u64 + v.size_bytes())
                 .sum(),
             Self::Frame(frame) => frame.0.estimated_size() as u64,
+            Self::Tagged(_, inner) => inner.size_bytes(),
             _ => 0,
         }
     }
@@ -152,10 +178,12 @@ impl CachedValue {
             Self::Float(f) => f.to_string(),
             Self::Str(s) if s.chars().count() <= 24 => format!("{s:?}"),
             Self::Str(s) => format!("string of {} chars", s.chars().count()),
+            Self::Char(c) => format!("{c:?}"),
             Self::Blob(b) => format!("blob of {} bytes", b.len()),
             Self::Array(items) => format!("array of {}", items.len()),
             Self::Map(entries) => format!("map of {}", entries.len()),
             Self::Frame(frame) => format!("DataFrame {}×{}", frame.height(), frame.width()),
+            Self::Tagged(tag, inner) => format!("{} (tag {tag})", inner.summary()),
         }
     }
 }
@@ -177,6 +205,61 @@ mod tests {
         let conn = SqliteConnection::open(":memory:", None).unwrap();
         let err = CachedValue::from_dynamic(&Dynamic::from(conn)).unwrap_err();
         assert_eq!(err.type_name, "SqliteConnection (a database connection)");
+    }
+
+    fn tagged(mut value: Dynamic, tag: i32) -> Dynamic {
+        value.set_tag(tag);
+        value
+    }
+
+    #[test]
+    fn chars_stay_chars_and_tags_survive_at_every_depth() {
+        assert_eq!(
+            CachedValue::from_dynamic(&Dynamic::from_char('a')).unwrap(),
+            CachedValue::Char('a')
+        );
+        assert_eq!(
+            CachedValue::from_dynamic(&Dynamic::from("a")).unwrap(),
+            CachedValue::Str("a".into())
+        );
+        let mut map = Map::new();
+        map.insert("c".into(), tagged(Dynamic::from_char('z'), -7));
+        map.insert("s".into(), Dynamic::from("z"));
+        let value = tagged(
+            Dynamic::from_array(vec![
+                Dynamic::from_char('a'),
+                tagged(Dynamic::from_int(5), 42),
+                tagged(Dynamic::from_map(map), 3),
+                Dynamic::from_int(5),
+            ]),
+            9,
+        );
+        let cached = CachedValue::from_dynamic(&value).unwrap();
+        assert!(
+            matches!(&cached, CachedValue::Tagged(9, inner) if matches!(**inner, CachedValue::Array(_)))
+        );
+        let back = cached.to_dynamic();
+        assert_eq!(back.tag(), 9);
+        let items = back.as_array_ref().unwrap();
+        assert!(items[0].is_char());
+        assert_eq!(items[0].as_char().unwrap(), 'a');
+        assert_eq!((items[1].as_int().unwrap(), items[1].tag()), (5, 42));
+        assert_eq!(items[3].tag(), 0);
+        assert_eq!(items[2].tag(), 3);
+        let map = items[2].as_map_ref().unwrap();
+        assert_eq!(map["c"].tag(), -7);
+        assert!(map["c"].is_char());
+        assert!(map["s"].is_string());
+        // The copy is the value itself: it hashes the same.
+        assert_eq!(
+            super::super::key::digest(&back).unwrap(),
+            super::super::key::digest(&value).unwrap()
+        );
+        // Untagged values are not wrapped.
+        assert_eq!(
+            CachedValue::from_dynamic(&Dynamic::from_int(5)).unwrap(),
+            CachedValue::Int(5)
+        );
     }
 
     #[test]
