@@ -94,10 +94,18 @@ fn parse_set(raw: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The cache folder: `--cache-dir`, else `$CELLAR_CACHE_DIR`, else the platform cache dir.
-pub fn cache_dir(flag: Option<&Path>) -> Option<PathBuf> {
+/// The cache folder: `--cache-dir`, else `$CELLAR_CACHE_DIR`, else `__cellar__/cache` beside
+/// the notebook.
+pub fn cache_dir(flag: Option<&Path>, notebook: &Path) -> Option<PathBuf> {
+    let folder = notebook.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
     flag.map(Path::to_path_buf)
-        .or_else(cellar_engine::default_cache_dir)
+        .or_else(|| cellar_engine::default_cache_dir(folder))
 }
 
 /// Runs `cellar run` and returns the exit code: 0 ok, 1 a cell failed, 2 bad usage.
@@ -123,7 +131,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let printer = Printer::new(args.format);
-    let mut dir = cache_dir(args.cache_dir.as_deref());
+    let mut dir = cache_dir(args.cache_dir.as_deref(), &args.notebook);
     if let Some(path) = &dir
         && let Err(err) = std::fs::create_dir_all(path)
     {

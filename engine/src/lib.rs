@@ -30,10 +30,11 @@ pub use elements::{Element, ElementKind, Payload, WidgetElement};
 pub use error::CellarError;
 pub use notebook::{Cell, Notebook};
 pub use run::{
-    CellError, CellReport, RunOptions, RunReport, Runtime, default_cache_dir,
-    memory_budget_from_env,
+    CACHE_DIR_BESIDE_NOTEBOOK, CellError, CellReport, RunOptions, RunReport, Runtime,
+    default_cache_dir, memory_budget_from_env,
 };
 pub use script::build_engine;
 pub use script::context::{CallOutcome, CallTrace, SpinnerSink};
+pub use script::effects::Effect;
 pub use session::Session;
 pub use widgets::{WidgetValue, WidgetValues};

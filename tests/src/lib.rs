@@ -65,6 +65,7 @@ pub struct Harness {
     pub clock: ManualClock,
     sessions: std::collections::HashMap<String, Session>,
     cell_cache: bool,
+    notebook_dir: std::path::PathBuf,
 }
 
 impl Default for Harness {
@@ -83,7 +84,20 @@ impl Harness {
             clock,
             sessions: Default::default(),
             cell_cache: true,
+            notebook_dir: repo_root(),
         }
+    }
+
+    /// The same harness, running notebooks as if they were saved in `dir` (relative paths
+    /// resolve there).
+    pub fn in_dir(mut self, dir: &std::path::Path) -> Self {
+        self.notebook_dir = dir.to_path_buf();
+        self
+    }
+
+    /// Runs notebooks as if they were saved in `dir` from now on.
+    pub fn move_to(&mut self, dir: &std::path::Path) {
+        self.notebook_dir = dir.to_path_buf();
     }
 
     /// A harness whose runs cache functions only, not whole cells: for tests of the
@@ -103,7 +117,7 @@ impl Harness {
             .or_insert_with(|| Session::new(session));
         let notebook = Notebook::parse(text);
         let options = RunOptions {
-            notebook_dir: Some(repo_root()),
+            notebook_dir: Some(self.notebook_dir.clone()),
             cell_cache: self.cell_cache,
             ..RunOptions::default()
         };

@@ -86,6 +86,7 @@ pub fn cause_color(cause: RemovalCause, dark_mode: bool) -> Color32 {
         RemovalCause::Cleared => ((0xA8, 0xA8, 0xA8), (0x5E, 0x5E, 0x5E)),
         // Red: the resource was found broken.
         RemovalCause::ValidateFailed => ((0xFF, 0x6B, 0x6B), (0xC0, 0x29, 0x2B)),
+        RemovalCause::FileChanged => ((0xF2, 0xD0, 0x4B), (0x8A, 0x6D, 0x00)),
     };
     let (r, g, b) = if dark_mode { dark } else { light };
     Color32::from_rgb(r, g, b)
@@ -158,6 +159,7 @@ mod tests {
             RemovalCause::CodeChanged,
             RemovalCause::Cleared,
             RemovalCause::ValidateFailed,
+            RemovalCause::FileChanged,
         ];
         for dark in [true, false] {
             let colors: std::collections::HashSet<Color32> =

@@ -302,14 +302,14 @@ fn apply(action: Clear, runtime: &Runtime) {
             // Read the code hash first: it names the entry's file.
             let code = registry.function_code_hash(&function);
             registry.remove(&function, key, RemovalCause::Cleared);
-            if let (true, Some(dir), Some(code)) = (persisted, dir, code) {
+            if let (true, Some(dir), Some(code)) = (persisted, dir.as_deref(), code) {
                 // Already gone is fine: the goal is that it is not there.
                 let _ = std::fs::remove_file(persist::entry_path(dir, &function, code, key));
             }
         }
         Clear::Function(function) => {
             registry.clear_function(&function);
-            if let Some(dir) = dir {
+            if let Some(dir) = &dir {
                 persist::remove_function_files(dir, &function, None);
             }
         }
@@ -322,7 +322,7 @@ fn apply(action: Clear, runtime: &Runtime) {
                 .collect();
             registry.clear_kind(kind);
             // Only data is ever persisted.
-            if let (CacheKind::Data, Some(dir)) = (kind, dir) {
+            if let (CacheKind::Data, Some(dir)) = (kind, &dir) {
                 for function in &functions {
                     persist::remove_function_files(dir, function, None);
                 }

@@ -20,6 +20,8 @@ pub enum RemovalCause {
     Cleared,
     /// `validate` returned false for it.
     ValidateFailed,
+    /// A local file its computation read changed, or the path now names another file.
+    FileChanged,
 }
 
 impl RemovalCause {
@@ -37,6 +39,7 @@ impl RemovalCause {
             Self::CodeChanged => "code changed",
             Self::Cleared => "cleared",
             Self::ValidateFailed => "validate failed",
+            Self::FileChanged => "file changed",
         }
     }
 }

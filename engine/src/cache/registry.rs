@@ -14,7 +14,7 @@ use super::clock::Clock;
 use super::events::{CacheEvent, EventKind, MissReason, RemovalCause};
 use super::resource::ResourceHandle;
 use super::{CacheKind, CachedValue};
-use crate::cells::CellOutputs;
+use crate::cells::{CellOutputs, FileRead};
 use crate::elements::Element;
 
 /// How many events the log keeps.
@@ -125,6 +125,8 @@ impl Entry {
 struct Entry {
     value: StoredValue,
     elements: Vec<Element>,
+    /// Local files the computation read, checked on every hit.
+    files: Vec<FileRead>,
     call: CallKey,
     created: Duration,
     last_hit: Option<Duration>,
@@ -169,6 +171,8 @@ pub enum Begin {
         value: StoredValue,
         /// Elements recorded when it was computed.
         elements: Vec<Element>,
+        /// Local files the computation read: the caller checks them before serving.
+        files: Vec<FileRead>,
     },
     /// Another caller is computing this key: wait, then ask again.
     Wait(Arc<InFlight>),
@@ -381,6 +385,7 @@ impl CacheRegistry {
             let hit = Begin::Hit {
                 value: entry.value.clone(),
                 elements: entry.elements.clone(),
+                files: entry.files.clone(),
             };
             self.log(&mut state, function, policy.kind, call.key, EventKind::Hit);
             return Ok(hit);
@@ -424,6 +429,34 @@ impl CacheRegistry {
         elements: Vec<Element>,
         persisted: bool,
     ) {
+        self.complete_at(function, policy, call, value, elements, persisted, None);
+    }
+
+    /// Stores a value read back from disk: its ttl counts from `created`, when the process
+    /// that computed it stored it, not from now.
+    pub fn complete_from_disk(
+        &self,
+        function: &str,
+        policy: &FunctionPolicy,
+        call: &CallKey,
+        value: StoredValue,
+        elements: Vec<Element>,
+        created: Duration,
+    ) {
+        self.complete_at(function, policy, call, value, elements, true, Some(created));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn complete_at(
+        &self,
+        function: &str,
+        policy: &FunctionPolicy,
+        call: &CallKey,
+        value: StoredValue,
+        elements: Vec<Element>,
+        persisted: bool,
+        created: Option<Duration>,
+    ) {
         let now = self.now();
         let mut state = self.state.lock();
         state.tick += 1;
@@ -445,8 +478,9 @@ impl CacheRegistry {
             Entry {
                 value,
                 elements,
+                files: Vec::new(),
                 call: call.clone(),
-                created: now,
+                created: created.unwrap_or(now).min(now),
                 last_hit: None,
                 lru_tick: tick,
                 hits: 0,
@@ -522,6 +556,29 @@ impl CacheRegistry {
             .get(&args_key)
             .cloned()
             .unwrap_or(MissReason::Removed(RemovalCause::Cleared)))
+    }
+
+    /// Records the local files an entry's computation read (checked on every hit).
+    pub fn set_files(&self, function: &str, key: u128, files: Vec<FileRead>) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state
+            .functions
+            .get_mut(function)
+            .and_then(|f| f.entries.get_mut(&key))
+        {
+            entry.files = files;
+        }
+    }
+
+    /// Whether `handle` is still the value of one of its function's entries (not replaced
+    /// by a rebuild after `validate`, `max_entries`, the memory budget or a clear).
+    pub fn holds_resource(&self, handle: &ResourceHandle) -> bool {
+        let state = self.state.lock();
+        state.functions.get(handle.function()).is_some_and(|f| {
+            f.entries
+                .values()
+                .any(|e| matches!(&e.value, StoredValue::Resource(held) if held.same_as(handle)))
+        })
     }
 
     /// Gives up a computation that failed: nothing is stored, and waiters try again.

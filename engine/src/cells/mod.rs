@@ -4,9 +4,11 @@
 //!
 //! - [`trace`]: the reads a running cell makes, recorded through the run context.
 //! - [`store`]: every cell's traces, and the check that says hit, or miss and why.
+//! - [`effects`]: the effects a cell's code can reach, which decide whether it may be cached.
 //! - [`outputs`]: the variables a cached cell defined, restored as copies on a hit.
 //! - [`status`]: what happened to a cell on a run, for chips, `--explain` and the panel.
 
+pub mod effects;
 pub mod outputs;
 pub mod status;
 pub mod store;
@@ -15,4 +17,4 @@ pub mod trace;
 pub use outputs::{CellOutputs, CellVar};
 pub use status::CellStatus;
 pub use store::{CellTraces, CurrentInputs, StoredTrace, Verdict};
-pub use trace::{FileFingerprint, Read};
+pub use trace::{FileFingerprint, FileRead, Read};

@@ -43,22 +43,40 @@ impl CellVar {
 }
 
 /// The digest later cells compare a variable by: its content, or a resource's identity
-/// (a resource's changes are tracked by its mutation counter instead). `Err` names the type
-/// of a value with no content to compare (a raw connection, a function pointer).
-pub fn var_digest(value: &Dynamic) -> Result<u128, String> {
-    if let Some(handle) = value.read_lock::<ResourceHandle>() {
-        return Ok(xxhash_rust::xxh3::xxh3_128(
-            format!("resource#{}", handle.id()).as_bytes(),
-        ));
-    }
-    key::digest(value).map_err(|_| type_label(value))
+/// (a resource's changes are tracked by its mutation counter instead), and whether it is a
+/// `const` (a later cell that assigns it fails only then). `Err` names the type of a value
+/// with no content to compare (a raw connection, a function pointer).
+pub fn var_digest(value: &Dynamic, constant: bool) -> Result<u128, String> {
+    let digest = if let Some(handle) = value.read_lock::<ResourceHandle>() {
+        xxhash_rust::xxh3::xxh3_128(format!("resource#{}", handle.id()).as_bytes())
+    } else {
+        key::digest(value).map_err(|_| type_label(value))?
+    };
+    Ok(if constant {
+        xxhash_rust::xxh3::xxh3_128(&[&digest.to_le_bytes()[..], b"const"].concat())
+    } else {
+        digest
+    })
+}
+
+/// One variable a cached cell defined.
+#[derive(Clone, Debug)]
+pub struct SavedVar {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: CellVar,
+    /// What later cells compare it by ([`var_digest`]).
+    pub digest: u128,
+    /// Declared with `const`: restored as a constant.
+    pub constant: bool,
 }
 
 /// The variables a cached cell defined, in definition order, with their digests.
 #[derive(Clone, Debug, Default)]
 pub struct CellOutputs {
-    /// `(name, value, digest)`.
-    pub vars: Vec<(String, CellVar, u128)>,
+    /// The variables, in definition order.
+    pub vars: Vec<SavedVar>,
 }
 
 impl CellOutputs {
@@ -66,7 +84,7 @@ impl CellOutputs {
     pub fn size_bytes(&self) -> u64 {
         self.vars
             .iter()
-            .map(|(name, var, _)| name.len() as u64 + var.size_bytes())
+            .map(|saved| saved.name.len() as u64 + saved.value.size_bytes())
             .sum()
     }
 
@@ -75,7 +93,7 @@ impl CellOutputs {
         if self.vars.is_empty() {
             "defines nothing".to_string()
         } else {
-            let names: Vec<&str> = self.vars.iter().map(|(n, _, _)| n.as_str()).collect();
+            let names: Vec<&str> = self.vars.iter().map(|saved| saved.name.as_str()).collect();
             format!("defines {}", names.join(", "))
         }
     }

@@ -145,9 +145,10 @@ fn mismatch(read: &Read, now: &dyn CurrentInputs) -> Option<String> {
         }
         Read::File { path, fingerprint } => {
             let current = FileFingerprint::of(path);
-            (current != *fingerprint).then(|| match current.size {
-                None => format!("file {} deleted", path.display()),
-                Some(_) => format!("file {} modified", path.display()),
+            (current != *fingerprint).then(|| match (fingerprint.size, current.size) {
+                (_, None) => format!("file {} deleted", path.display()),
+                (None, Some(_)) => format!("file {} appeared", path.display()),
+                (Some(_), Some(_)) => format!("file {} modified", path.display()),
             })
         }
         Read::Resource { handle, mutations } => (handle.mutations() != *mutations)

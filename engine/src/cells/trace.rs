@@ -19,6 +19,9 @@ pub struct FileFingerprint {
     pub size: Option<u64>,
     /// Modification time.
     pub modified: Option<SystemTime>,
+    /// The inode and its change time (Unix): a file replaced by another with the same size
+    /// and a copied modification time (`cp -p`, a rename over it) still shows.
+    pub inode: Option<(u64, i64, i64)>,
 }
 
 impl FileFingerprint {
@@ -28,13 +31,77 @@ impl FileFingerprint {
             Ok(meta) => Self {
                 size: Some(meta.len()),
                 modified: meta.modified().ok(),
+                inode: inode(&meta),
             },
             Err(_) => Self {
                 size: None,
                 modified: None,
+                inode: None,
             },
         }
     }
+}
+
+#[cfg(unix)]
+fn inode(meta: &std::fs::Metadata) -> Option<(u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.ino(), meta.ctime(), meta.ctime_nsec()))
+}
+
+#[cfg(not(unix))]
+fn inode(_meta: &std::fs::Metadata) -> Option<(u64, i64, i64)> {
+    None
+}
+
+/// A local file a cached fn's computation read: the path as the script wrote it, where it
+/// resolved, and what the file looked like. A hit checks it again, so an edited file, or a
+/// different file behind the same relative path (another notebook's `data.csv`), is a miss.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRead {
+    /// The path as written in the script.
+    pub written: String,
+    /// Where it resolved (after the search order).
+    pub resolved: PathBuf,
+    /// Size and modification time when read.
+    pub fingerprint: FileFingerprint,
+}
+
+impl FileRead {
+    /// Reads the fingerprint of `resolved` now.
+    pub fn now(written: &str, resolved: &Path) -> Self {
+        Self {
+            written: written.to_string(),
+            resolved: absolute(resolved),
+            fingerprint: FileFingerprint::of(resolved),
+        }
+    }
+
+    /// `Ok` when `written` still resolves (from `notebook_dir`) to the same, unchanged file;
+    /// otherwise what changed.
+    pub fn still_holds(&self, notebook_dir: Option<&Path>) -> Result<(), String> {
+        match crate::data::resolve_path(&self.written, notebook_dir) {
+            Ok(now) if absolute(&now) == self.resolved => {}
+            Ok(now) => {
+                return Err(format!(
+                    "`{}` is now {}, not {}",
+                    self.written,
+                    now.display(),
+                    self.resolved.display()
+                ));
+            }
+            Err(_) => return Err(format!("file {} is gone", self.resolved.display())),
+        }
+        if FileFingerprint::of(&self.resolved) == self.fingerprint {
+            Ok(())
+        } else {
+            Err(format!("file {} changed", self.resolved.display()))
+        }
+    }
+}
+
+/// `path` made absolute against the working directory (as it is now).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// One input a cell read.

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Scope};
 
-use super::{RunOptions, Runtime};
+use super::{CompiledNotebook, RunOptions, Runtime};
 use crate::cache::registry::Begin;
 use crate::cache::{
-    CacheKind, CacheRegistry, CallKey, FunctionPolicy, KeyPart, MissReason, StoredValue,
+    CacheKind, CacheRegistry, CallKey, FunctionPolicy, KeyPart, MissReason, RemovalCause,
+    StoredValue,
 };
+use crate::cells::outputs::SavedVar;
 use crate::cells::outputs::var_digest;
 use crate::cells::trace::CellRecorder;
 use crate::cells::{CellOutputs, CellStatus, CellVar, CurrentInputs, StoredTrace, Verdict};
@@ -28,6 +30,7 @@ impl Runtime {
         code_hash: u128,
         scope: &Scope,
         options: &RunOptions,
+        compiled: &CompiledNotebook,
     ) -> CellLookup {
         let verdict = context::with(|ctx| {
             let now = RunInputs {
@@ -51,7 +54,15 @@ impl Runtime {
                 Ok(Begin::Hit {
                     value: StoredValue::Cell(outputs),
                     elements,
-                }) => return CellLookup::Hit(outputs, elements),
+                    ..
+                }) => {
+                    if let Some(reason) = self.stale_resource(&trace, &outputs, compiled) {
+                        self.cache
+                            .remove(name, call.key, RemovalCause::ValidateFailed);
+                        return CellLookup::Run(Some(Miss::uncounted(reason)));
+                    }
+                    return CellLookup::Hit(outputs, elements);
+                }
                 Ok(Begin::Wait(flight)) => {
                     let stop = &options.cancel;
                     if !flight.wait(|| stop.load(std::sync::atomic::Ordering::Relaxed)) {
@@ -71,6 +82,57 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Why a cell entry that matched cannot be served because of a shared resource it read
+    /// or defined: the resource was replaced in the cache (rebuilt after `validate`,
+    /// `max_entries`, the memory budget, a clear), or its `validate` fn says it is stale
+    /// (called on every hit, as a call of the cached fn would).
+    fn stale_resource(
+        &self,
+        trace: &StoredTrace,
+        outputs: &CellOutputs,
+        compiled: &CompiledNotebook,
+    ) -> Option<String> {
+        let read = trace.reads.iter().filter_map(|read| match read {
+            crate::cells::Read::Resource { handle, .. } => Some(handle),
+            _ => None,
+        });
+        let defined = outputs.vars.iter().filter_map(|saved| match &saved.value {
+            CellVar::Resource(handle) => Some(handle),
+            CellVar::Data(_) => None,
+        });
+        for handle in read.chain(defined) {
+            let function = handle.function();
+            if !self.cache.holds_resource(handle) {
+                return Some(format!("the resource from `{function}` was replaced"));
+            }
+            let validate = compiled
+                .functions
+                .get(function)
+                .and_then(|spec| spec.annotated.options.validate.clone());
+            if let Some(validate) = validate {
+                // `validate` may name a script fn or an API function (`is_open`): call it
+                // as the script would.
+                let mut scope = Scope::new();
+                scope.push("__cellar_resource", Dynamic::from(handle.clone()));
+                let valid = self
+                    .engine
+                    .compile_expression(format!("{validate}(__cellar_resource)"))
+                    .map_err(|e| e.to_string())
+                    .and_then(|call| {
+                        self.engine
+                            .eval_ast_with_scope::<bool>(&mut scope, &compiled.library.merge(&call))
+                            .map_err(|e| e.to_string())
+                    });
+                if !matches!(valid, Ok(true)) {
+                    return Some(format!(
+                        "`{validate}` says the resource from `{function}` is stale"
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// A failed cell is never stored, but it did run: its miss is counted.
@@ -108,9 +170,20 @@ impl Runtime {
             recorder.refuse(format!("mutates the shared resource from `{function}`"));
         }
         let mut outputs = CellOutputs::default();
-        for (name, value, digest) in &defined {
+        for DefinedVar {
+            name,
+            value,
+            digest,
+            constant,
+        } in &defined
+        {
             match (CellVar::capture(value), digest.clone()) {
-                (Ok(var), Ok(digest)) => outputs.vars.push((name.clone(), var, digest)),
+                (Ok(var), Ok(digest)) => outputs.vars.push(SavedVar {
+                    name: name.clone(),
+                    value: var,
+                    digest,
+                    constant: *constant,
+                }),
                 (Err(type_name), _) | (_, Err(type_name)) => recorder.refuse(format!(
                     "defines `{name}`, a {type_name}, which cannot be stored (make it in a @cache_resource fn to share it)"
                 )),
@@ -175,16 +248,30 @@ impl Miss {
     }
 }
 
+/// A variable a cell defined or changed.
+struct DefinedVar {
+    name: String,
+    value: Dynamic,
+    /// Its digest, or the type of a value with no content to compare.
+    digest: Result<u128, String>,
+    /// Declared with `const`.
+    constant: bool,
+}
+
 /// What a cell that ran left for the cell cache to judge.
 pub(super) struct RanCell {
     recorder: CellRecorder,
-    /// Variables it defined or changed, with their values and digests (or the type of a
-    /// value with no content to compare).
-    defined: Vec<(String, Dynamic, Result<u128, String>)>,
+    /// Variables it defined or changed.
+    defined: Vec<DefinedVar>,
     state_written: bool,
 }
 
 impl RanCell {
+    /// Keeps the cell out of the cache for `reason` (unless an earlier reason was found).
+    pub(super) fn refuse(&mut self, reason: &str) {
+        self.recorder.refuse(reason);
+    }
+
     /// What a cell that just ran left behind: the variables it declared after `before` in
     /// the scope, and the earlier ones it changed in place (found by their digests; a frame
     /// whose buffers did not move is unchanged without a rehash). Later cells will compare
@@ -195,36 +282,40 @@ impl RanCell {
         index: usize,
         recorder: CellRecorder,
     ) -> Self {
-        let mut defined: Vec<(String, Dynamic)> = Vec::new();
-        // In declaration order (`Scope::iter_raw` goes backwards).
+        // (name, value, declared with `const`)
+        let mut defined: Vec<(String, Dynamic, bool)> = Vec::new();
+        // In declaration order (`Scope::iter_raw` goes backwards). A `const` is restored as
+        // a constant, and later cells tell it from a variable (assigning it fails).
         for (name, value, _) in scope.into_iter().skip(before) {
             // A name declared twice: the last declaration is the one later cells see.
-            defined.retain(|(n, _)| n != name);
-            defined.push((name.to_string(), value.clone()));
+            defined.retain(|(n, _, _)| n != name);
+            defined.push((name.to_string(), value.clone(), value.is_read_only()));
         }
         for read in &recorder.reads {
             if let crate::cells::Read::Var { name, digest } = read
-                && !defined.iter().any(|(n, _)| n == name)
+                && !defined.iter().any(|(n, _, _)| n == name)
                 && let Some(value) = scope.get(name)
                 && !recorder.frame_unchanged(name, value)
-                && var_digest(value).ok() != Some(*digest)
+                && var_digest(value, value.is_read_only()).ok() != Some(*digest)
             {
-                defined.push((name.clone(), value.clone()));
+                defined.push((name.clone(), value.clone(), value.is_read_only()));
             }
         }
-        let defined: Vec<(String, Dynamic, Result<u128, String>)> = defined
+        let defined: Vec<DefinedVar> = defined
             .into_iter()
-            .map(|(name, value)| {
-                let digest = var_digest(&value);
-                (name, value, digest)
+            .map(|(name, value, constant)| DefinedVar {
+                digest: var_digest(&value, constant),
+                name,
+                value,
+                constant,
             })
             .collect();
         context::with(|ctx| {
-            for (name, _, digest) in &defined {
+            for var in &defined {
                 ctx.vars.insert(
-                    name.clone(),
+                    var.name.clone(),
                     VarInfo {
-                        digest: digest.clone(),
+                        digest: var.digest.clone(),
                         defined_in: index,
                     },
                 );
@@ -232,7 +323,7 @@ impl RanCell {
         });
         let state_written = recorder.state_read.is_some_and(|read| {
             let now = scope.get("state").cloned().unwrap_or_default();
-            var_digest(&now).ok() != Some(read)
+            var_digest(&now, false).ok() != Some(read)
         });
         Self {
             recorder,
@@ -277,15 +368,19 @@ pub(super) fn restore_cell(
     outputs: &CellOutputs,
     elements: Vec<Element>,
 ) {
-    for (name, var, _) in &outputs.vars {
-        scope.push_dynamic(name.clone(), var.restore());
+    for saved in &outputs.vars {
+        if saved.constant {
+            scope.push_constant_dynamic(saved.name.clone(), saved.value.restore());
+        } else {
+            scope.push_dynamic(saved.name.clone(), saved.value.restore());
+        }
     }
     context::with(|ctx| {
-        for (name, _, digest) in &outputs.vars {
+        for saved in &outputs.vars {
             ctx.vars.insert(
-                name.clone(),
+                saved.name.clone(),
                 VarInfo {
-                    digest: Ok(*digest),
+                    digest: Ok(saved.digest),
                     defined_in: index,
                 },
             );
@@ -310,7 +405,7 @@ impl CurrentInputs for RunInputs<'_> {
 
     fn state(&self) -> Option<u128> {
         let state = self.scope.get("state")?;
-        crate::cells::outputs::var_digest(state).ok()
+        crate::cells::outputs::var_digest(state, false).ok()
     }
 
     fn widget(&self, label: &str) -> Option<WidgetValue> {

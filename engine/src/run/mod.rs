@@ -15,11 +15,13 @@ use self::cell_cache::{CellLookup, RanCell, cell_policy, restore_cell};
 use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
 use crate::cache::source::FunctionSources;
 use crate::cache::{CacheRegistry, SystemClock};
+use crate::cells::effects::uncovered_effect;
 use crate::cells::trace::CellRecorder;
 use crate::cells::{CellStatus, CellTraces};
 use crate::elements::{Element, ElementKind, Payload};
 use crate::notebook::Notebook;
 use crate::script::context::{CachedFnSpec, CallTrace};
+use crate::script::effects::{Effect, EffectTable};
 use crate::script::{self, context};
 use crate::session::Session;
 
@@ -127,11 +129,15 @@ impl Default for RunOptions {
 pub struct Runtime {
     engine: Engine,
     cache: Arc<CacheRegistry>,
-    persist_dir: Option<PathBuf>,
+    persist_dir: PersistDir,
     cells: CellTraces,
     /// The last notebooks compiled, by a hash of their cells: a rerun of an unchanged
     /// notebook (every widget move) skips parsing.
     compiled: parking_lot::Mutex<Vec<(u128, Arc<CompiledNotebook>)>>,
+    /// The effect of every function the engine has (built on first use, again after the
+    /// engine changed), and the effects embedders declared.
+    effects: parking_lot::Mutex<Option<Arc<EffectTable>>>,
+    declared_effects: parking_lot::Mutex<Vec<(String, Effect)>>,
 }
 
 /// How many compiled notebooks are kept (a few open notebooks, or edits in flight).
@@ -154,11 +160,26 @@ pub fn memory_budget_from_env() -> Result<Option<u64>, String> {
     }
 }
 
-/// The cache folder when none is given: `$CELLAR_CACHE_DIR`, else the platform cache dir.
-pub fn default_cache_dir() -> Option<PathBuf> {
+/// The folder beside a notebook where its persisted entries live by default (as marimo
+/// keeps `__marimo__/cache`): two notebooks in different folders never share entries.
+pub const CACHE_DIR_BESIDE_NOTEBOOK: &str = "__cellar__/cache";
+
+/// The cache folder when none is given: `$CELLAR_CACHE_DIR`, else `__cellar__/cache` beside
+/// the notebook, else (no notebook folder) the platform cache dir.
+pub fn default_cache_dir(notebook_dir: Option<&Path>) -> Option<PathBuf> {
     std::env::var_os("CELLAR_CACHE_DIR")
         .map(PathBuf::from)
+        .or_else(|| notebook_dir.map(|dir| dir.join(CACHE_DIR_BESIDE_NOTEBOOK)))
         .or_else(|| dirs::cache_dir().map(|d| d.join("cellar")))
+}
+
+/// Where persisted entries go.
+enum PersistDir {
+    /// A folder given by the caller (`--cache-dir`), or none: persistence off.
+    Fixed(Option<PathBuf>),
+    /// The default: beside the notebook being run (see [`default_cache_dir`]); the last
+    /// one used is kept for the panel's clear buttons.
+    BesideNotebook(parking_lot::Mutex<Option<PathBuf>>),
 }
 
 /// One compiled cell, with what is needed to map errors back to the file.
@@ -170,6 +191,9 @@ struct CompiledCell {
     wrapper_lines: Vec<usize>,
     /// Column shifts (in file lines) from renaming cached functions.
     shifts: Vec<ColumnShift>,
+    /// An effect the cell's code can reach that no trace covers (a database read, the
+    /// clock): such a cell runs every time.
+    uncovered: Option<String>,
 }
 
 /// The compiled notebook: cells, shared functions, cached function specs.
@@ -180,14 +204,20 @@ struct CompiledNotebook {
 }
 
 impl Runtime {
-    /// A runtime with the system clock, persisting to [`default_cache_dir`], with the memory
-    /// budget of `$CELLAR_MEMORY_BUDGET` if it is set (see [`memory_budget_from_env`]).
+    /// A runtime with the system clock, persisting to [`default_cache_dir`] of each
+    /// notebook it runs, with the memory budget of `$CELLAR_MEMORY_BUDGET` if it is set
+    /// (see [`memory_budget_from_env`]).
     pub fn new() -> Self {
         let cache = Arc::new(CacheRegistry::new(Arc::new(SystemClock)));
         if let Ok(Some(budget)) = memory_budget_from_env() {
             cache.set_memory_budget(Some(budget));
         }
-        Self::with_cache(cache, default_cache_dir())
+        let mut runtime = Self::with_cache(cache, None);
+        runtime.persist_dir = match std::env::var_os("CELLAR_CACHE_DIR") {
+            Some(dir) => PersistDir::Fixed(Some(PathBuf::from(dir))),
+            None => PersistDir::BesideNotebook(parking_lot::Mutex::new(None)),
+        };
+        runtime
     }
 
     /// A runtime over a given cache (tests pass one with a manual clock) and cache dir
@@ -196,9 +226,11 @@ impl Runtime {
         Self {
             engine: script::build_engine(),
             cache,
-            persist_dir,
+            persist_dir: PersistDir::Fixed(persist_dir),
             cells: CellTraces::default(),
             compiled: parking_lot::Mutex::new(Vec::new()),
+            effects: parking_lot::Mutex::new(None),
+            declared_effects: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -209,7 +241,35 @@ impl Runtime {
 
     /// The engine, to register more functions before running (embedders, benchmarks).
     pub fn engine_mut(&mut self) -> &mut Engine {
+        // New functions may come: the effect table and compiled notebooks are redone.
+        *self.effects.lock() = None;
+        self.compiled.lock().clear();
         &mut self.engine
+    }
+
+    /// Declares what a function registered through [`Self::engine_mut`] does besides
+    /// returning its result. Undeclared functions make every cell that calls them run on
+    /// every rerun (the cell cache works from an allowlist of effects).
+    pub fn declare_effect(&self, name: &str, effect: Effect) {
+        self.declared_effects
+            .lock()
+            .push((name.to_string(), effect));
+        *self.effects.lock() = None;
+        self.compiled.lock().clear();
+    }
+
+    /// The effect table for the engine as it is now.
+    fn effect_table(&self) -> Arc<EffectTable> {
+        let mut effects = self.effects.lock();
+        effects
+            .get_or_insert_with(|| {
+                let mut table = EffectTable::standard();
+                for (name, effect) in self.declared_effects.lock().iter() {
+                    table.declare(name, *effect);
+                }
+                Arc::new(table)
+            })
+            .clone()
     }
 
     /// The process-wide cache.
@@ -218,8 +278,23 @@ impl Runtime {
     }
 
     /// Where persisted entries live.
-    pub fn persist_dir(&self) -> Option<&Path> {
-        self.persist_dir.as_deref()
+    pub fn persist_dir(&self) -> Option<PathBuf> {
+        match &self.persist_dir {
+            PersistDir::Fixed(dir) => dir.clone(),
+            PersistDir::BesideNotebook(last) => last.lock().clone(),
+        }
+    }
+
+    /// Where this run's persisted entries go.
+    fn persist_dir_for(&self, options: &RunOptions) -> Option<PathBuf> {
+        match &self.persist_dir {
+            PersistDir::Fixed(dir) => dir.clone(),
+            PersistDir::BesideNotebook(last) => {
+                let dir = default_cache_dir(options.notebook_dir.as_deref());
+                last.lock().clone_from(&dir);
+                dir
+            }
+        }
     }
 
     /// Runs the notebook top to bottom for `session`. `on_cell` sees each cell's report as
@@ -241,7 +316,7 @@ impl Runtime {
             notebook_dir: options.notebook_dir.clone(),
             log: options.log.clone(),
             cache: self.cache.clone(),
-            persist_dir: self.persist_dir.clone(),
+            persist_dir: self.persist_dir_for(options),
             functions: compiled.functions.clone(),
             calls: Vec::new(),
             computing: Vec::new(),
@@ -281,10 +356,20 @@ impl Runtime {
                 Ok(compiled_cell) => {
                     let name = cell.label(index);
                     let policy = cell_policy(compiled_cell.code_hash);
-                    let lookup = if cell.cache_disabled() || !options.cell_cache {
+                    let lookup = if cell.cache_disabled()
+                        || !options.cell_cache
+                        || compiled_cell.uncovered.is_some()
+                    {
                         CellLookup::Run(None)
                     } else {
-                        self.look_up_cell(&name, &policy, compiled_cell.code_hash, &scope, options)
+                        self.look_up_cell(
+                            &name,
+                            &policy,
+                            compiled_cell.code_hash,
+                            &scope,
+                            options,
+                            &compiled,
+                        )
                     };
                     match lookup {
                         CellLookup::Hit(outputs, elements) => {
@@ -304,6 +389,10 @@ impl Runtime {
                             );
                             if error.is_none() {
                                 status = if options.cell_cache {
+                                    let mut ran = ran;
+                                    if let Some(reason) = &compiled_cell.uncovered {
+                                        ran.refuse(reason);
+                                    }
                                     self.finish_cell(&name, &policy, cell, miss, ran)
                                 } else {
                                     CellStatus::NotCached {
@@ -355,6 +444,15 @@ impl Runtime {
 
         if let Some(ctx) = context::uninstall() {
             session.widgets = ctx.widgets;
+        }
+        // A click is an event for one run. A button whose cached fn or cell was replayed
+        // did not take its click; it goes now, or it would stay clicked on every later run.
+        for (_, element) in report.elements() {
+            if element.kind == ElementKind::Button
+                && let Payload::Widget(widget) = &element.payload
+            {
+                session.widgets.take(&widget.label);
+            }
         }
         session.state = scope.get_value::<rhai::Map>("state").unwrap_or_default();
         session.runs += 1;
@@ -430,7 +528,7 @@ impl Runtime {
             sources.add_cell(&cell.source);
         }
         let mut functions = HashMap::new();
-        let cells: Vec<Result<CompiledCell, CellError>> = notebook
+        let mut cells: Vec<Result<CompiledCell, CellError>> = notebook
             .cells
             .iter()
             .enumerate()
@@ -471,6 +569,7 @@ impl Runtime {
                 })?;
                 Ok(CompiledCell {
                     ast,
+                    uncovered: None,
                     code_hash: sources.cell_code_hash(&cell.source),
                     wrapper_lines: rewritten.wrapper_lines.iter().map(|l| l + offset).collect(),
                     shifts: rewritten
@@ -488,6 +587,10 @@ impl Runtime {
         let mut library = AST::empty();
         for cell in cells.iter().flatten() {
             library = library.merge(&cell.ast.clone_functions_only());
+        }
+        let effects = self.effect_table();
+        for cell in cells.iter_mut().flatten() {
+            cell.uncovered = uncovered_effect(&cell.ast, &library, &effects);
         }
         CompiledNotebook {
             cells,

@@ -15,7 +15,9 @@ use crate::cache::{
     CacheKind, CachedValue, CallKey, FunctionPolicy, KeyPart, MissReason, RemovalCause,
     ResourceHandle, Spinner, StoredValue, WidgetRead, key,
 };
+use crate::cells::FileRead;
 use crate::elements::{Element, ElementKind};
+use crate::widgets::WidgetValue;
 
 pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("__cellar_cached", cached_call);
@@ -72,6 +74,18 @@ fn clear(in_memory: impl FnOnce(&CacheRegistry) -> usize, files_of: impl Fn(&str
     }
 }
 
+/// Whether every local file an entry's computation read is still the same file, unchanged,
+/// where its path resolves now (another notebook's `data.csv` is another file).
+fn files_still_hold(files: &[FileRead]) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let dir = context::notebook_dir();
+    files
+        .iter()
+        .try_for_each(|file| file.still_holds(dir.as_deref()))
+}
+
 /// A short rendering of an argument for the panel.
 fn summarize(value: &Dynamic) -> String {
     match CachedValue::from_dynamic(value) {
@@ -102,7 +116,7 @@ fn call_key(
     spec: &CachedFnSpec,
     args: &Array,
     registry: &CacheRegistry,
-    widget_labels: Option<Vec<WidgetRead>>,
+    widget_labels: Option<(Vec<WidgetRead>, &[(String, Option<WidgetValue>)])>,
 ) -> ScriptResult<CallKey> {
     let name = &spec.annotated.name;
     let mut parts = Vec::with_capacity(args.len());
@@ -124,6 +138,12 @@ fn call_key(
         });
     }
     let args_key = hash_parts(name_seed(name), &parts);
+    // After a computation, the values its widgets had when they were read (a button's
+    // click is gone by then); before, the values set now.
+    let (widget_labels, read_values) = match widget_labels {
+        Some((labels, values)) => (Some(labels), Some(values)),
+        None => (None, None),
+    };
     let labels = widget_labels.or_else(|| {
         spec.annotated
             .options
@@ -133,7 +153,13 @@ fn call_key(
     });
     for read in labels.unwrap_or_default() {
         // The value the widget will return: the one set from outside, else its default.
-        let set = with(|ctx| ctx.widgets.get(&read.label).map(|v| format!("{v:?}"))).flatten();
+        let set = match read_values {
+            Some(values) => values
+                .iter()
+                .find(|(label, _)| *label == read.label)
+                .and_then(|(_, value)| value.as_ref().map(|v| format!("{v:?}"))),
+            None => with(|ctx| ctx.widgets.get(&read.label).map(|v| format!("{v:?}"))).flatten(),
+        };
         let effective = set.or(read.default).unwrap_or_else(|| "unset".to_string());
         parts.push(KeyPart {
             name: read.label,
@@ -150,8 +176,9 @@ fn call_key(
 }
 
 /// The value a widget returned while nothing was set for it from outside: its default.
-fn widget_default(label: &str, recorded: &[Element]) -> Option<String> {
-    if with(|ctx| ctx.widgets.get(label).is_some()).unwrap_or(true) {
+/// `None` when it was set (the value shown is not its default).
+fn widget_default(set_when_read: bool, label: &str, recorded: &[Element]) -> Option<String> {
+    if set_when_read {
         return None;
     }
     recorded.iter().find_map(|e| match &e.payload {
@@ -188,6 +215,12 @@ fn trace(function: &str, call: &CallKey, outcome: CallOutcome) {
         })
     });
     context::note_cached_call(function, call.key, call.args_key);
+    // Widgets read inside the fn are part of its key: the cell depends on them too, even
+    // when the fn was served and its widgets never ran.
+    for part in call.parts.iter().filter(|p| p.widget) {
+        let set = with(|ctx| ctx.widgets.get(&part.name).cloned()).flatten();
+        context::note_widget(&part.name, set.as_ref());
+    }
 }
 
 fn replay(elements: &[Element]) {
@@ -257,9 +290,21 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     let mut call = call_key(&spec, &args, &registry, None)?;
     let options = &spec.annotated.options;
 
+    // Set when an entry was dropped because a file its computation read changed: the miss
+    // says which.
+    let mut file_changed: Option<String> = None;
     let reason = loop {
         match registry.begin(name, &policy, &call).map_err(script_error)? {
-            Begin::Hit { value, elements } => {
+            Begin::Hit {
+                value,
+                elements,
+                files,
+            } => {
+                if let Err(change) = files_still_hold(&files) {
+                    registry.remove(name, call.key, RemovalCause::FileChanged);
+                    file_changed = Some(change);
+                    continue;
+                }
                 if let (StoredValue::Resource(handle), Some(validate)) = (&value, &options.validate)
                 {
                     let valid = ctx
@@ -276,6 +321,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                 }
                 replay(&elements);
                 legacy_warning(&spec, &value);
+                context::note_files(&files);
                 trace(name, &call, CallOutcome::Hit);
                 return Ok(serve(&value));
             }
@@ -287,7 +333,10 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
             Begin::Compute(reason) => break reason,
         }
     };
-    let mut reason = reason;
+    let mut reason = match file_changed {
+        Some(change) => MissReason::Described(change),
+        None => reason,
+    };
 
     // A persisted entry from an earlier process?
     let disk_path = persist_dir
@@ -310,13 +359,13 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                     }
                     _ => {
                         let value = StoredValue::Data(entry.value);
-                        registry.complete(
+                        registry.complete_from_disk(
                             name,
                             &policy,
                             &call,
                             value.clone(),
                             entry.elements.clone(),
-                            true,
+                            entry.created,
                         );
                         replay(&entry.elements);
                         trace(name, &call, CallOutcome::DiskHit);
@@ -352,6 +401,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
             function: name.to_string(),
             allow_widgets: options.allow_widgets,
             widgets_read: Vec::new(),
+            files: Vec::new(),
         });
         c.elements.len()
     })
@@ -360,20 +410,24 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     let mut refs: Vec<&mut Dynamic> = call_args.iter_mut().collect();
     let result = ctx.call_fn_raw(&spec.impl_name, false, false, &mut refs);
     drop(refs);
-    let (recorded, widgets_read) = with(|c| {
+    let (recorded, widgets_read, files) = with(|c| {
         let frame = c.computing.pop();
         let recorded: Vec<Element> = c.elements[start.min(c.elements.len())..]
             .iter()
             .filter(|e| e.kind != ElementKind::Spinner)
             .cloned()
             .collect();
-        (recorded, frame.map(|f| f.widgets_read).unwrap_or_default())
+        let (widgets, files) = frame.map(|f| (f.widgets_read, f.files)).unwrap_or_default();
+        (recorded, widgets, files)
     })
     .unwrap_or_default();
     let returned = match result {
         Ok(value) => value,
         Err(err) => {
             registry.abort(name, call.key);
+            // Not stored, so the next run computes again: a cell that caught this error
+            // must run again too.
+            context::note_failure(&format!("`{name}` failed"));
             return Err(err);
         }
     };
@@ -402,15 +456,24 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     // Widgets read inside the function are part of its key from now on.
     if options.allow_widgets && !widgets_read.is_empty() {
         let old_key = call.key;
+        let known = registry
+            .widget_labels(name, call.args_key)
+            .unwrap_or_default();
         let reads: Vec<WidgetRead> = widgets_read
             .iter()
-            .map(|label| WidgetRead {
+            .map(|(label, set)| WidgetRead {
                 label: label.clone(),
-                default: widget_default(label, &recorded),
+                // A widget that was set shows no default: keep the one seen before.
+                default: widget_default(set.is_some(), label, &recorded).or_else(|| {
+                    known
+                        .iter()
+                        .find(|k| k.label == *label)
+                        .and_then(|k| k.default.clone())
+                }),
             })
             .collect();
         registry.set_widget_labels(name, call.args_key, reads.clone());
-        call = call_key(&spec, &call_args, &registry, Some(reads))?;
+        call = call_key(&spec, &call_args, &registry, Some((reads, &widgets_read)))?;
         if call.key != old_key {
             registry.abort(name, old_key);
         }
@@ -426,6 +489,13 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         recorded.clone(),
         false,
     );
+    // A resource is one shared object (a connection to a database that changes all the
+    // time): only data entries are tied to the files they were computed from.
+    if matches!(stored, StoredValue::Data(_)) && !files.is_empty() {
+        registry.set_files(name, call.key, files.clone());
+    }
+    // The caller depends on these files as much as this fn does.
+    context::note_files(&files);
     if persisted_ok && let (Some(dir), StoredValue::Data(data)) = (&persist_dir, &stored) {
         let path = persist::entry_path(dir, name, spec.code_hash, call.key);
         match persist::write(&path, registry.now(), data, &recorded) {

@@ -6,6 +6,7 @@ use rhai::{Array, Dynamic, Engine, INT, Map};
 use super::context::{self, notebook_dir};
 use super::convert::display;
 use super::{ScriptResult, script_error};
+use crate::cells::FileRead;
 use crate::data::{self, Frame, SqliteConnection};
 use crate::error::CellarError;
 
@@ -115,16 +116,17 @@ pub(super) fn register(engine: &mut Engine) {
                 .ok_or_else(|| script_error(format!("sql: table `{name}` must be a DataFrame")))?;
             frames.push((name.to_string(), frame));
         }
-        data::sql(query, &frames).map_err(fail)
+        run_sql(query, &frames)
     });
-    engine.register_fn("sql", |query: &str| data::sql(query, &[]).map_err(fail));
+    engine.register_fn("sql", |query: &str| run_sql(query, &[]));
 
     engine.register_type_with_name::<SqliteConnection>("SqliteConnection");
+    // A database is outside state (see `script::effects`): its files are not fingerprinted.
     engine.register_fn("sqlite_connect", |path: &str| {
-        note_source(path);
         SqliteConnection::open(path, notebook_dir().as_deref()).map_err(fail)
     });
     engine.register_fn("query", |conn: &mut SqliteConnection, sql: &str| {
+        note_database_read(conn);
         conn.query(sql).map_err(fail)
     });
     engine.register_fn("execute", |conn: &mut SqliteConnection, sql: &str| {
@@ -143,14 +145,43 @@ pub(super) fn register(engine: &mut Engine) {
     });
 }
 
+/// Runs `sql()` after telling the cell cache what the query reads besides its frames.
+fn run_sql(query: &str, frames: &[(String, Frame)]) -> ScriptResult<Frame> {
+    let names: Vec<&str> = frames.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(reason) = data::inspect_sql(query, &names).outside {
+        context::note_uncacheable(&reason);
+    }
+    data::sql(query, frames, notebook_dir().as_deref()).map_err(fail)
+}
+
+/// A database can change under a connection at any time (another connection, another
+/// process): no trace covers what a query returns.
+pub(super) fn note_database_read(conn: &SqliteConnection) {
+    context::note_uncacheable(&format!("queries SQLite `{}`", conn.path));
+}
+
 /// Tells the cell cache what a cell reads: a URL can change at any time (not cacheable
-/// outside a cached function); a local file is fingerprinted.
+/// outside a cached function); a local file is fingerprinted where it was found, and every
+/// place looked at before it is recorded as absent (a file arriving there later would be
+/// read instead).
 fn note_source(path_or_url: &str) {
     if data::is_url(path_or_url) {
         context::note_uncacheable(&format!(
             "reads {path_or_url} outside a cached function (wrap it in a @cache_data fn to cache it)"
         ));
-    } else if let Ok(path) = data::resolve_path(path_or_url, notebook_dir().as_deref()) {
-        context::note_file(&path);
+        return;
+    }
+    let dir = notebook_dir();
+    let written = std::path::Path::new(path_or_url);
+    match data::resolve_path(path_or_url, dir.as_deref()) {
+        Ok(resolved) => {
+            if resolved != written {
+                // Found beside the notebook: the working directory had none.
+                context::note_absent_file(written);
+            }
+            context::note_file(FileRead::now(path_or_url, &resolved));
+        }
+        // Not found anywhere: the call fails, and a failure is never cached.
+        Err(_) => {}
     }
 }

@@ -64,9 +64,10 @@ fn guard(kind: ElementKind, label: &str) -> ScriptResult<()> {
         if let Some(frame) = ctx.computing.iter().rev().find(|f| !f.allow_widgets) {
             return Some(frame.function.clone());
         }
+        let set = ctx.widgets.get(label).cloned();
         for frame in &mut ctx.computing {
-            if !frame.widgets_read.iter().any(|l| l == label) {
-                frame.widgets_read.push(label.to_string());
+            if !frame.widgets_read.iter().any(|(l, _)| l == label) {
+                frame.widgets_read.push((label.to_string(), set.clone()));
             }
         }
         None
@@ -272,7 +273,7 @@ fn selectbox(label: &str, options: Array, index: INT) -> ScriptResult<Dynamic> {
 fn button(label: &str) -> ScriptResult<bool> {
     guard(ElementKind::Button, label)?;
     // A click is an event, not a value: a replay could not tell it happened.
-    context::note_uncacheable(&format!("uses button `{label}`"));
+    context::note_event(&format!("uses button `{label}`"));
     let clicked = with(|ctx| ctx.widgets.take(label))
         .flatten()
         .and_then(|v| v.as_bool())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use std::collections::{HashMap, HashSet};
 
 use crate::cache::{AnnotatedFn, CacheRegistry, MissReason, ResourceHandle};
-use crate::cells::trace::{CellRecorder, FileFingerprint, Read};
+use crate::cells::trace::{CellRecorder, FileRead, Read};
 use crate::elements::Element;
 use crate::widgets::{WidgetValue, WidgetValues};
 
@@ -82,8 +82,11 @@ pub struct ComputingFrame {
     pub function: String,
     /// `experimental_allow_widgets = true`.
     pub allow_widgets: bool,
-    /// Labels of the widgets it read.
-    pub widgets_read: Vec<String>,
+    /// The widgets it read, with the value set from outside when each was read (`None`:
+    /// unset, it showed its default).
+    pub widgets_read: Vec<(String, Option<WidgetValue>)>,
+    /// Local files its computation read (its own, and those of cached fns it called).
+    pub files: Vec<FileRead>,
 }
 
 /// What one cached call did.
@@ -226,7 +229,7 @@ pub(crate) fn note_var(name: &str, scope: &rhai::Scope) {
         if name == "state" {
             if recorder.first_time("state") {
                 let state = scope.get("state").cloned().unwrap_or_default();
-                match crate::cells::outputs::var_digest(&state) {
+                match crate::cells::outputs::var_digest(&state, false) {
                     Ok(digest) => {
                         recorder.state_read = Some(digest);
                         recorder.reads.push(Read::State { digest });
@@ -290,16 +293,54 @@ pub(crate) fn note_widget_shown(label: &str, shown: &str) {
     });
 }
 
-/// A local file was read outside a cached function: its size and mtime join the signature.
-pub(crate) fn note_file(path: &std::path::Path) {
+/// A local file was looked at: its fingerprint (or its absence) joins the running cell's
+/// signature, unless a cached fn is computing, whose entry records it instead (and every
+/// cached fn computing around it: their results depend on it too).
+pub(crate) fn note_file(read: FileRead) {
+    CONTEXT.with(|c| {
+        let mut borrowed = c.borrow_mut();
+        let Some(ctx) = borrowed.as_mut() else {
+            return;
+        };
+        if in_cached_fn(ctx) {
+            for frame in &mut ctx.computing {
+                if !frame.files.contains(&read) {
+                    frame.files.push(read.clone());
+                }
+            }
+            return;
+        }
+        if let Some(recorder) = ctx.recorder.as_mut()
+            && recorder.first_time(&format!("file:{}", read.resolved.display()))
+        {
+            recorder.reads.push(Read::File {
+                path: read.resolved,
+                fingerprint: read.fingerprint,
+            });
+        }
+    });
+}
+
+/// A place a file was looked for and not found, before it was found elsewhere: a file
+/// arriving there later would be read instead, so the running cell depends on its absence.
+/// (A cached fn's entry needs no such record: a hit resolves the path again.)
+pub(crate) fn note_absent_file(path: &std::path::Path) {
     record(|recorder, ctx| {
         if !in_cached_fn(ctx) && recorder.first_time(&format!("file:{}", path.display())) {
             recorder.reads.push(Read::File {
                 path: path.to_path_buf(),
-                fingerprint: FileFingerprint::of(path),
+                fingerprint: crate::cells::FileFingerprint::of(path),
             });
         }
     });
+}
+
+/// A cached fn was served: the files its entry recorded count as read by whatever is
+/// computing around it (an outer cached fn) or by the running cell.
+pub(crate) fn note_files(reads: &[FileRead]) {
+    for read in reads {
+        note_file(read.clone());
+    }
 }
 
 /// The cell did something that a replay cannot reproduce (outside a cached function).
@@ -309,6 +350,22 @@ pub(crate) fn note_uncacheable(reason: &str) {
             recorder.refuse(reason);
         }
     });
+}
+
+/// A call failed (an API function or a cached fn), caught or not: the cell is not cached,
+/// inside a cached fn too (the failure may not happen on the next run).
+pub(crate) fn note_failure(message: &str) {
+    record(|recorder, _| {
+        let short: String = message.chars().take(120).collect();
+        recorder.refuse(format!("a call failed ({short})"));
+    });
+}
+
+/// The cell saw an event (a click) that a replay cannot reproduce, inside a cached fn
+/// too: the fn's entry is keyed by the widget, but a cell served from the cache would
+/// replay the click on every later run.
+pub(crate) fn note_event(reason: &str) {
+    record(|recorder, _| recorder.refuse(reason));
 }
 
 /// A shared resource was used through its handle.

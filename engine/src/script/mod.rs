@@ -9,6 +9,7 @@ mod api_session;
 mod api_widgets;
 pub(crate) mod context;
 pub(crate) mod convert;
+pub mod effects;
 
 pub(crate) use convert::display;
 
@@ -17,9 +18,13 @@ use rhai::{Dynamic, Engine, EvalAltResult};
 /// The error type script functions return.
 pub(crate) type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 
-/// A runtime error for a script, with a message that says what to do.
+/// A runtime error for a script, with a message that says what to do. A failing API call
+/// keeps the running cell out of the cell cache even when the script catches the error:
+/// what failed (a missing file, a locked database) may not fail next time.
 pub(crate) fn script_error(message: impl std::fmt::Display) -> Box<EvalAltResult> {
-    message.to_string().into()
+    let message = message.to_string();
+    context::note_failure(&message);
+    message.into()
 }
 
 /// Builds the engine every session shares: limits, print routing, cancellation, and the

@@ -1,0 +1,257 @@
+//! The effects a cell's code can reach, read off Rhai's own AST: every function the cell
+//! calls, and every script function those call in turn, must declare an effect its trace
+//! covers (see `script::effects`). The walk stops at cached functions: what they read is
+//! governed by their own policy (their wrapper only calls `__cellar_cached`).
+//!
+//! The analysis over-approximates on purpose: a call on a branch that did not run still
+//! counts. When in doubt, the cell runs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use rhai::{AST, ASTNode, Expr, FnCallExpr, Stmt};
+
+use crate::script::effects::{Effect, EffectTable};
+
+/// Why a cell whose code is `cell` can never be served from the cache (an effect its trace
+/// cannot cover), or `None` when every effect it can have is covered. `library` holds every
+/// script fn of the notebook.
+pub(crate) fn uncovered_effect(cell: &AST, library: &AST, table: &EffectTable) -> Option<String> {
+    let script_fns: HashSet<String> = library
+        .iter_functions()
+        .map(|f| f.name.to_string())
+        .collect();
+    let mut queue: VecDeque<Reference> = references(&cell.clone_statements_only(), &script_fns)
+        .into_iter()
+        .collect();
+    let mut walked: HashSet<String> = HashSet::new();
+    let mut bodies: HashMap<String, Vec<Reference>> = HashMap::new();
+    while let Some(reference) = queue.pop_front() {
+        let name = match reference {
+            Reference::Call(name) => name,
+            Reference::Operator(name) => {
+                match table.get(&name) {
+                    Some(effect) => {
+                        if let Some(reason) = uncovered(&name, effect) {
+                            return Some(reason);
+                        }
+                    }
+                    // Rhai's built-in operators on its own types.
+                    None => {}
+                }
+                continue;
+            }
+            Reference::Property(getter) => {
+                // A getter declared with an effect (Rhai's `elapsed`); any other property is
+                // a map field or a pure getter.
+                if let Some(effect) = table.get(&getter)
+                    && let Some(reason) = uncovered(&getter, effect)
+                {
+                    return Some(reason);
+                }
+                continue;
+            }
+            Reference::Dynamic(what) => {
+                return Some(format!(
+                    "{what}, so which function runs is known only at run time"
+                ));
+            }
+        };
+        if script_fns.contains(&name) {
+            if walked.insert(name.clone()) {
+                let found = bodies.entry(name.clone()).or_insert_with(|| {
+                    // (`clone_functions_only_filtered` keeps every fn when the AST it
+                    // builds starts empty, in Rhai 1.27: retain on a clone instead.)
+                    let mut only = library.clone_functions_only();
+                    only.retain_functions(|_, _, n, _| n == name);
+                    references(&only, &script_fns)
+                });
+                queue.extend(found.iter().cloned());
+            }
+            // A script fn may shadow an API function of the same name for some arities only.
+            if let Some(effect) = table.get(&name)
+                && let Some(reason) = uncovered(&name, effect)
+            {
+                return Some(reason);
+            }
+            continue;
+        }
+        match table.get(&name) {
+            Some(effect) => {
+                if let Some(reason) = uncovered(&name, effect) {
+                    return Some(reason);
+                }
+            }
+            None => {
+                return Some(format!(
+                    "calls `{name}()`, which declares no effect (declare it with Runtime::declare_effect)"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The reason an effect keeps a cell from being cached, if it does.
+fn uncovered(name: &str, effect: Effect) -> Option<String> {
+    match effect {
+        Effect::Pure | Effect::Traced | Effect::CheckedAtRunTime => None,
+        Effect::ReadsOutside(what) | Effect::WritesOutside(what) => {
+            Some(format!("calls `{name}()`, which {what}"))
+        }
+        Effect::Dynamic => Some(format!(
+            "calls `{name}`, so which function runs is known only at run time"
+        )),
+    }
+}
+
+/// Something a piece of code refers to that may run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Reference {
+    /// A function or method called by name (or pointed to by a literal `Fn("name")`, a
+    /// closure, or a bare fn name).
+    Call(String),
+    /// An operator (`+`, `==`, `in`).
+    Operator(String),
+    /// A property getter (`x.name`).
+    Property(String),
+    /// A call whose target is computed at run time.
+    Dynamic(String),
+}
+
+/// Everything `ast` (statements and functions) refers to, in order.
+fn references(ast: &AST, script_fns: &HashSet<String>) -> Vec<Reference> {
+    let mut found = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, _) | Expr::MethodCall(call, _)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, _))) => note_call(call, &mut found),
+            Some(ASTNode::Expr(Expr::DynamicConstant(value, _))) => {
+                if let Some(pointer) = value.read_lock::<rhai::FnPtr>() {
+                    found.push(Reference::Call(pointer.fn_name().to_string()));
+                }
+            }
+            Some(ASTNode::Expr(Expr::Variable(variable, ..))) => {
+                // A bare fn name where a value is expected becomes a pointer to it.
+                if script_fns.contains(variable.1.as_str()) {
+                    found.push(Reference::Call(variable.1.to_string()));
+                }
+            }
+            Some(ASTNode::Expr(Expr::Property(property, _))) => {
+                found.push(Reference::Property(property.0.0.to_string()));
+            }
+            _ => {}
+        }
+        true
+    });
+    found
+}
+
+fn note_call(call: &FnCallExpr, found: &mut Vec<Reference>) {
+    let name = call.name.as_str();
+    if call.op_token.is_some() {
+        found.push(Reference::Operator(name.to_string()));
+        return;
+    }
+    match name {
+        "Fn" => match call.args.first() {
+            Some(Expr::StringConstant(target, _)) => {
+                found.push(Reference::Call(target.to_string()));
+            }
+            _ => found.push(Reference::Dynamic(
+                "makes a function pointer from a computed name (`Fn(...)`)".to_string(),
+            )),
+        },
+        // Calling or currying a pointer runs its target, which was referred to where the
+        // pointer was made (a literal `Fn`, a closure, a fn name): covered there.
+        "call" | "curry" => {}
+        "eval" => found.push(Reference::Dynamic("calls `eval`".to_string())),
+        _ => found.push(Reference::Call(name.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(cell: &str, library: &str) -> Option<String> {
+        let engine = crate::script::build_engine();
+        let table = EffectTable::standard();
+        let cell_ast = engine.compile(cell).unwrap();
+        let library_ast = engine
+            .compile(library)
+            .unwrap()
+            .merge(&cell_ast.clone_functions_only());
+        uncovered_effect(&cell_ast, &library_ast, &table)
+    }
+
+    #[test]
+    fn pure_code_and_widgets_are_covered() {
+        assert_eq!(
+            reason("let x = slider(\"n\", 1, 9, 3); write(x + 1);", ""),
+            None
+        );
+        assert_eq!(reason("let s = \"a\" + 1; write(s.len());", ""), None);
+        assert_eq!(reason("let f = |x| x * 2; write(f.call(2));", ""), None);
+    }
+
+    #[test]
+    fn outside_reads_are_found_through_helpers_pointers_and_closures() {
+        let clock = Some("calls `now()`, which reads the clock".to_string());
+        assert_eq!(reason("write(now());", ""), clock);
+        assert_eq!(
+            reason(
+                "write(helper());",
+                "fn helper() { inner() } fn inner() { now() }"
+            ),
+            clock
+        );
+        assert_eq!(
+            reason("write(Fn(\"helper\").call());", "fn helper() { now() }"),
+            clock
+        );
+        assert_eq!(reason("let f = || now(); write(f.call());", ""), clock);
+        assert_eq!(reason("write(1.helper());", "fn helper() { now() }"), clock);
+        assert!(
+            reason(
+                "let n = \"helper\"; write(Fn(n).call());",
+                "fn helper() { 1 }"
+            )
+            .unwrap()
+            .contains("computed name")
+        );
+        assert!(reason("eval(\"1\");", "").unwrap().contains("eval"));
+        assert!(
+            reason("let t = timestamp(); write(t.elapsed);", "")
+                .unwrap()
+                .contains("clock")
+        );
+    }
+
+    #[test]
+    fn a_database_read_or_an_undeclared_function_is_uncovered() {
+        assert_eq!(
+            reason(
+                "let c = sqlite_connect(\":memory:\"); write(c.query(\"SELECT 1\"));",
+                ""
+            ),
+            Some("calls `sqlite_connect()`, which opens a SQLite database".to_string())
+        );
+        let mut engine = crate::script::build_engine();
+        engine.register_fn("fetch_prices", || 1_i64);
+        let table = EffectTable::standard();
+        let ast = engine.compile("write(fetch_prices());").unwrap();
+        assert!(
+            uncovered_effect(&ast, &ast, &table)
+                .unwrap()
+                .contains("declares no effect")
+        );
+    }
+
+    #[test]
+    fn a_cached_fn_body_is_its_own_business() {
+        // What the annotation preprocessing makes of a cached fn: a wrapper that only calls
+        // `__cellar_cached`, and the implementation under another name.
+        let library = "fn load() { __cellar_cached(\"load\", []) } fn load__cellar() { now() }";
+        assert_eq!(reason("write(load());", library), None);
+    }
+}
