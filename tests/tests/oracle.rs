@@ -94,11 +94,12 @@ fn change() -> impl Strategy<Value = Change> {
 /// The notebook's text: a library cell with the cached fns and the helper, the generated
 /// cells, then one cell per variable that writes its type and value.
 fn render(cells: &[CellSpec], helper_k: i64, annotated: bool) -> String {
+    // Stripped annotations leave their line empty, so errors point at the same lines.
     let at = |annotation: &str| {
         if annotated {
             format!("{annotation}\n")
         } else {
-            String::new()
+            "\n".to_string()
         }
     };
     let mut text = String::new();

@@ -31,13 +31,14 @@ use polars_arrow::io::ipc::{read as ipc_read, write as ipc_write};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::CachedValue;
+use crate::cells::{FileFingerprint, FileRead};
 use crate::data::Frame;
 use crate::elements::{Element, ElementKind, Payload};
 
 const MAGIC: &[u8; 8] = b"CELLARC\0";
 /// Bumped whenever the layout changes; older files are dropped and recomputed.
 /// 2: frames as Arrow IPC; chars and Rhai tags in the value tree.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const ENDIAN_MARK: u32 = 0x0102_0304;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8;
 /// Where the checksummed part starts: the meta length and all after it.
@@ -52,6 +53,8 @@ pub struct PersistedEntry {
     pub value: CachedValue,
     /// The elements to replay.
     pub elements: Vec<Element>,
+    /// The local files its computation read (a hit checks them again).
+    pub files: Vec<FileRead>,
 }
 
 /// Why a file could not be used.
@@ -119,6 +122,50 @@ struct Meta {
     elements: Vec<DiskElement>,
     /// Byte length of each frame's IPC file, in file order.
     frames: Vec<u64>,
+    /// The local files the computation read.
+    files: Vec<DiskFile>,
+}
+
+/// A [`FileRead`] on disk.
+#[derive(Encode, Decode)]
+struct DiskFile {
+    written: String,
+    resolved: String,
+    size: Option<u64>,
+    /// Modification time as (seconds, nanoseconds) since the epoch.
+    modified: Option<(u64, u32)>,
+    inode: Option<(u64, i64, i64)>,
+}
+
+impl DiskFile {
+    fn new(file: &FileRead) -> Self {
+        let modified = file
+            .fingerprint
+            .modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| (d.as_secs(), d.subsec_nanos()));
+        Self {
+            written: file.written.clone(),
+            resolved: file.resolved.to_string_lossy().into_owned(),
+            size: file.fingerprint.size,
+            modified,
+            inode: file.fingerprint.inode,
+        }
+    }
+
+    fn into_file_read(self) -> FileRead {
+        FileRead {
+            written: self.written,
+            resolved: std::path::PathBuf::from(self.resolved),
+            fingerprint: FileFingerprint {
+                size: self.size,
+                modified: self
+                    .modified
+                    .map(|(secs, nanos)| std::time::UNIX_EPOCH + Duration::new(secs, nanos)),
+                inode: self.inode,
+            },
+        }
+    }
 }
 
 #[derive(Encode, Decode)]
@@ -195,6 +242,7 @@ pub fn write(
     created: Duration,
     value: &CachedValue,
     elements: &[Element],
+    files: &[FileRead],
 ) -> std::io::Result<()> {
     let mut frames = FrameSink::default();
     let value = to_disk_value(value, &mut frames)?;
@@ -207,6 +255,7 @@ pub fn write(
         value,
         elements,
         frames: frames.files.iter().map(|f| f.len() as u64).collect(),
+        files: files.iter().map(DiskFile::new).collect(),
     };
     let meta_bytes = bincode::encode_to_vec(&meta, bincode::config::standard())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -322,6 +371,11 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
         created: Duration::from_millis(meta.created_ms),
         value,
         elements,
+        files: meta
+            .files
+            .into_iter()
+            .map(DiskFile::into_file_read)
+            .collect(),
     })
 }
 
@@ -543,7 +597,7 @@ mod tests {
                 payload: Payload::Frame(sample_frame()),
             },
         ];
-        write(&path, Duration::from_secs(1000), &value, &elements).unwrap();
+        write(&path, Duration::from_secs(1000), &value, &elements, &[]).unwrap();
         let back = read(&path).unwrap();
         assert_eq!(back.value, value);
         assert_eq!(back.created, Duration::from_secs(1000));
@@ -559,6 +613,7 @@ mod tests {
             &path,
             Duration::ZERO,
             &CachedValue::Frame(sample_frame()),
+            &[],
             &[],
         )
         .unwrap();
@@ -697,7 +752,7 @@ mod tests {
     fn round_trip(value: &CachedValue) -> CachedValue {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.cellar");
-        write(&path, Duration::from_millis(1234), value, &[]).unwrap();
+        write(&path, Duration::from_millis(1234), value, &[], &[]).unwrap();
         let back = read(&path).unwrap();
         assert_eq!(back.created, Duration::from_millis(1234));
         back.value
@@ -761,6 +816,27 @@ mod tests {
     }
 
     #[test]
+    fn the_files_an_entry_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.csv");
+        std::fs::write(&data, "a\n1\n").unwrap();
+        let file = FileRead::now("data.csv", &data);
+        assert!(file.fingerprint.modified.is_some());
+        let path = dir.path().join("entry.cellar");
+        write(
+            &path,
+            Duration::from_secs(5),
+            &CachedValue::Int(1),
+            &[],
+            &[file.clone()],
+        )
+        .unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(back.files, [file]);
+        assert_eq!(back.created, Duration::from_secs(5));
+    }
+
+    #[test]
     fn a_frame_met_twice_is_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let once = dir.path().join("once.cellar");
@@ -770,6 +846,7 @@ mod tests {
             &once,
             Duration::ZERO,
             &CachedValue::Frame(frame.clone()),
+            &[],
             &[],
         )
         .unwrap();
@@ -783,6 +860,7 @@ mod tests {
             Duration::ZERO,
             &CachedValue::Frame(frame.clone()),
             &[shown],
+            &[],
         )
         .unwrap();
         let size = |p: &Path| std::fs::metadata(p).unwrap().len();
@@ -805,6 +883,7 @@ mod tests {
             &path,
             Duration::ZERO,
             &CachedValue::Frame(Frame::new(every_dtype_frame())),
+            &[],
             &[],
         )
         .unwrap();
@@ -861,6 +940,7 @@ mod tests {
                 &entry_path(dir.path(), name, code, 9),
                 Duration::ZERO,
                 &CachedValue::Int(1),
+                &[],
                 &[],
             )
             .unwrap();

@@ -12,31 +12,65 @@ use rhai::{AST, ASTNode, Expr, FnCallExpr, Stmt};
 
 use crate::script::effects::{Effect, EffectTable};
 
-/// Why a cell whose code is `cell` can never be served from the cache (an effect its trace
-/// cannot cover), or `None` when every effect it can have is covered. `library` holds every
-/// script fn of the notebook.
-pub(crate) fn uncovered_effect(cell: &AST, library: &AST, table: &EffectTable) -> Option<String> {
+/// What a cell's code can reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reach {
+    /// Why the cell can never be served from the cache (an effect its trace cannot cover),
+    /// or `None` when every effect it can have is covered.
+    pub uncovered: Option<String>,
+    /// Whether it can catch an error (`try ... catch`): a caught error carries the line and
+    /// column it happened at, so where code sits in the file is part of the output.
+    pub catches_errors: bool,
+}
+
+/// What the cell whose code is `cell` can reach; `library` holds every script fn of the
+/// notebook.
+pub(crate) fn reach(cell: &AST, library: &AST, table: &EffectTable) -> Reach {
     let script_fns: HashSet<String> = library
         .iter_functions()
         .map(|f| f.name.to_string())
         .collect();
-    let mut queue: VecDeque<Reference> = references(&cell.clone_statements_only(), &script_fns)
-        .into_iter()
-        .collect();
+    let statements = cell.clone_statements_only();
+    let mut catches_errors = has_try(&statements);
+    let uncovered = uncovered_effect(&statements, library, &script_fns, table, &mut |ast| {
+        catches_errors |= has_try(ast);
+    });
+    Reach {
+        uncovered,
+        catches_errors,
+    }
+}
+
+fn has_try(ast: &AST) -> bool {
+    let mut found = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        found |= matches!(path.last(), Some(ASTNode::Stmt(Stmt::TryCatch(..))));
+        !found
+    });
+    found
+}
+
+/// Why the cell whose statements are `statements` can never be served from the cache, or
+/// `None`. `on_fn` sees the body of every script fn reached.
+fn uncovered_effect(
+    statements: &AST,
+    library: &AST,
+    script_fns: &HashSet<String>,
+    table: &EffectTable,
+    on_fn: &mut dyn FnMut(&AST),
+) -> Option<String> {
+    let mut queue: VecDeque<Reference> = references(statements, script_fns).into_iter().collect();
     let mut walked: HashSet<String> = HashSet::new();
     let mut bodies: HashMap<String, Vec<Reference>> = HashMap::new();
     while let Some(reference) = queue.pop_front() {
         let name = match reference {
             Reference::Call(name) => name,
             Reference::Operator(name) => {
-                match table.get(&name) {
-                    Some(effect) => {
-                        if let Some(reason) = uncovered(&name, effect) {
-                            return Some(reason);
-                        }
-                    }
-                    // Rhai's built-in operators on its own types.
-                    None => {}
+                // Unknown: one of Rhai's built-in operators on its own types.
+                if let Some(effect) = table.get(&name)
+                    && let Some(reason) = uncovered(&name, effect)
+                {
+                    return Some(reason);
                 }
                 continue;
             }
@@ -50,11 +84,7 @@ pub(crate) fn uncovered_effect(cell: &AST, library: &AST, table: &EffectTable) -
                 }
                 continue;
             }
-            Reference::Dynamic(what) => {
-                return Some(format!(
-                    "{what}, so which function runs is known only at run time"
-                ));
-            }
+            Reference::Dynamic(what) => return Some(what),
         };
         if script_fns.contains(&name) {
             if walked.insert(name.clone()) {
@@ -63,7 +93,8 @@ pub(crate) fn uncovered_effect(cell: &AST, library: &AST, table: &EffectTable) -
                     // builds starts empty, in Rhai 1.27: retain on a clone instead.)
                     let mut only = library.clone_functions_only();
                     only.retain_functions(|_, _, n, _| n == name);
-                    references(&only, &script_fns)
+                    on_fn(&only);
+                    references(&only, script_fns)
                 });
                 queue.extend(found.iter().cloned());
             }
@@ -130,11 +161,15 @@ fn references(ast: &AST, script_fns: &HashSet<String>) -> Vec<Reference> {
                     found.push(Reference::Call(pointer.fn_name().to_string()));
                 }
             }
-            Some(ASTNode::Expr(Expr::Variable(variable, ..))) => {
-                // A bare fn name where a value is expected becomes a pointer to it.
-                if script_fns.contains(variable.1.as_str()) {
-                    found.push(Reference::Call(variable.1.to_string()));
-                }
+            // A bare fn name where a value is expected becomes a pointer to it.
+            Some(ASTNode::Expr(Expr::Variable(variable, ..)))
+                if script_fns.contains(variable.1.as_str()) =>
+            {
+                found.push(Reference::Call(variable.1.to_string()));
+            }
+            // A module file is read by `import`: nothing traces it.
+            Some(ASTNode::Stmt(Stmt::Import(..))) => {
+                found.push(Reference::Dynamic("imports a module file".to_string()));
             }
             Some(ASTNode::Expr(Expr::Property(property, _))) => {
                 found.push(Reference::Property(property.0.0.to_string()));
@@ -158,13 +193,13 @@ fn note_call(call: &FnCallExpr, found: &mut Vec<Reference>) {
                 found.push(Reference::Call(target.to_string()));
             }
             _ => found.push(Reference::Dynamic(
-                "makes a function pointer from a computed name (`Fn(...)`)".to_string(),
+                "makes a function pointer from a computed name (`Fn(...)`), so which function runs is known only at run time".to_string(),
             )),
         },
         // Calling or currying a pointer runs its target, which was referred to where the
         // pointer was made (a literal `Fn`, a closure, a fn name): covered there.
         "call" | "curry" => {}
-        "eval" => found.push(Reference::Dynamic("calls `eval`".to_string())),
+        "eval" => found.push(Reference::Dynamic("calls `eval`, so which function runs is known only at run time".to_string())),
         _ => found.push(Reference::Call(name.to_string())),
     }
 }
@@ -181,7 +216,7 @@ mod tests {
             .compile(library)
             .unwrap()
             .merge(&cell_ast.clone_functions_only());
-        uncovered_effect(&cell_ast, &library_ast, &table)
+        super::reach(&cell_ast, &library_ast, &table).uncovered
     }
 
     #[test]
@@ -241,7 +276,8 @@ mod tests {
         let table = EffectTable::standard();
         let ast = engine.compile("write(fetch_prices());").unwrap();
         assert!(
-            uncovered_effect(&ast, &ast, &table)
+            reach(&ast, &ast, &table)
+                .uncovered
                 .unwrap()
                 .contains("declares no effect")
         );
@@ -253,5 +289,23 @@ mod tests {
         // `__cellar_cached`, and the implementation under another name.
         let library = "fn load() { __cellar_cached(\"load\", []) } fn load__cellar() { now() }";
         assert_eq!(reason("write(load());", library), None);
+    }
+
+    #[test]
+    fn imports_and_caught_errors_are_seen() {
+        assert!(
+            reason("import \"m\" as m; write(m::x);", "")
+                .unwrap()
+                .contains("import")
+        );
+        let engine = crate::script::build_engine();
+        let table = EffectTable::standard();
+        let library = engine
+            .compile("fn careful() { try { risky() } catch { 0 } } fn risky() { throw 1; }")
+            .unwrap();
+        let cell = engine.compile("write(careful());").unwrap();
+        assert!(reach(&cell, &library, &table).catches_errors);
+        let plain = engine.compile("write(1);").unwrap();
+        assert!(!reach(&plain, &library, &table).catches_errors);
     }
 }

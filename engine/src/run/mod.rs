@@ -15,7 +15,7 @@ use self::cell_cache::{CellLookup, RanCell, cell_policy, restore_cell};
 use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
 use crate::cache::source::FunctionSources;
 use crate::cache::{CacheRegistry, SystemClock};
-use crate::cells::effects::uncovered_effect;
+use crate::cells::effects::reach;
 use crate::cells::trace::CellRecorder;
 use crate::cells::{CellStatus, CellTraces};
 use crate::elements::{Element, ElementKind, Payload};
@@ -589,8 +589,17 @@ impl Runtime {
             library = library.merge(&cell.ast.clone_functions_only());
         }
         let effects = self.effect_table();
+        let layout = notebook_layout_hash(notebook);
         for cell in cells.iter_mut().flatten() {
-            cell.uncovered = uncovered_effect(&cell.ast, &library, &effects);
+            let reach = reach(&cell.ast, &library, &effects);
+            cell.uncovered = reach.uncovered;
+            if reach.catches_errors {
+                // A caught error shows where it happened: the cell depends on where every
+                // line of code sits, not just on its tokens.
+                cell.code_hash = xxhash_rust::xxh3::xxh3_128(
+                    &[cell.code_hash.to_le_bytes(), layout.to_le_bytes()].concat(),
+                );
+            }
         }
         CompiledNotebook {
             cells,
@@ -673,6 +682,17 @@ impl Runtime {
             message,
         }
     }
+}
+
+/// A hash of every cell's text and place in the file.
+fn notebook_layout_hash(notebook: &Notebook) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for cell in &notebook.cells {
+        hasher.update(&(cell.first_line as u64).to_le_bytes());
+        hasher.update(&(cell.source.len() as u64).to_le_bytes());
+        hasher.update(cell.source.as_bytes());
+    }
+    hasher.digest128()
 }
 
 /// Names a cell declares with `let` or `const` at the start of a line (a cheap, textual

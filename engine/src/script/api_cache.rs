@@ -110,13 +110,16 @@ fn name_seed(name: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(name.as_bytes())
 }
 
+/// A widget read inside a computing cached fn, with the value set for it at that moment.
+type WidgetAtRead = (String, Option<WidgetValue>);
+
 /// Builds the key of a call: arguments (minus `_`-prefixed ones), then the values of the
 /// widgets this function read last time (with `experimental_allow_widgets`).
 fn call_key(
     spec: &CachedFnSpec,
     args: &Array,
     registry: &CacheRegistry,
-    widget_labels: Option<(Vec<WidgetRead>, &[(String, Option<WidgetValue>)])>,
+    widget_labels: Option<(Vec<WidgetRead>, &[WidgetAtRead])>,
 ) -> ScriptResult<CallKey> {
     let name = &spec.annotated.name;
     let mut parts = Vec::with_capacity(args.len());
@@ -352,12 +355,16 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         match persist::read(path) {
             Ok(entry) => {
                 let age = registry.now().saturating_sub(entry.created);
-                match options.ttl {
-                    Some(ttl) if age >= ttl => {
+                let files = files_still_hold(&entry.files);
+                match (options.ttl, files) {
+                    (Some(ttl), _) if age >= ttl => {
                         let _ = std::fs::remove_file(path);
                         reason = MissReason::Expired(ttl);
                     }
-                    _ => {
+                    // Computed from another file (another notebook's `data.csv`) or an
+                    // older version of it: recomputed, and the file is overwritten.
+                    (_, Err(change)) => reason = MissReason::Described(change),
+                    (_, Ok(())) => {
                         let value = StoredValue::Data(entry.value);
                         registry.complete_from_disk(
                             name,
@@ -367,7 +374,11 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                             entry.elements.clone(),
                             entry.created,
                         );
+                        if !entry.files.is_empty() {
+                            registry.set_files(name, call.key, entry.files.clone());
+                        }
                         replay(&entry.elements);
+                        context::note_files(&entry.files);
                         trace(name, &call, CallOutcome::DiskHit);
                         return Ok(serve(&value));
                     }
@@ -498,7 +509,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     context::note_files(&files);
     if persisted_ok && let (Some(dir), StoredValue::Data(data)) = (&persist_dir, &stored) {
         let path = persist::entry_path(dir, name, spec.code_hash, call.key);
-        match persist::write(&path, registry.now(), data, &recorded) {
+        match persist::write(&path, registry.now(), data, &recorded, &files) {
             Ok(()) => registry.mark_persisted(name, call.key),
             Err(err) => emit(Element::text(
                 ElementKind::Warning,

@@ -173,15 +173,12 @@ fn note_source(path_or_url: &str) {
     }
     let dir = notebook_dir();
     let written = std::path::Path::new(path_or_url);
-    match data::resolve_path(path_or_url, dir.as_deref()) {
-        Ok(resolved) => {
-            if resolved != written {
-                // Found beside the notebook: the working directory had none.
-                context::note_absent_file(written);
-            }
-            context::note_file(FileRead::now(path_or_url, &resolved));
+    // Not found anywhere: the call fails, and a failure is never cached.
+    if let Ok(resolved) = data::resolve_path(path_or_url, dir.as_deref()) {
+        if resolved != written {
+            // Found beside the notebook: the working directory had none.
+            context::note_absent_file(written);
         }
-        // Not found anywhere: the call fails, and a failure is never cached.
-        Err(_) => {}
+        context::note_file(FileRead::now(path_or_url, &resolved));
     }
 }
