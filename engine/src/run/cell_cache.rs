@@ -385,8 +385,8 @@ pub(super) fn restore_cell(
                 },
             );
         }
-        ctx.elements.extend(elements);
     });
+    context::replay(elements);
 }
 
 /// The present, as the cell cache's checker sees it.

@@ -227,7 +227,7 @@ fn trace(function: &str, call: &CallKey, outcome: CallOutcome) {
 }
 
 fn replay(elements: &[Element]) {
-    with(|ctx| ctx.elements.extend(elements.iter().cloned()));
+    context::replay(elements.iter().cloned());
 }
 
 fn stopped() -> Box<EvalAltResult> {

@@ -166,6 +166,21 @@ pub(crate) fn emit(element: Element) {
     }
 }
 
+/// Replays recorded elements. A replayed button takes its click, as the button would
+/// have had it run: a later read of the same button sees no click, cached or not.
+pub(crate) fn replay(elements: impl IntoIterator<Item = Element>) {
+    with(|ctx| {
+        for element in elements {
+            if element.kind == crate::elements::ElementKind::Button
+                && let crate::elements::Payload::Widget(widget) = &element.payload
+            {
+                ctx.widgets.take(&widget.label);
+            }
+            ctx.elements.push(element);
+        }
+    });
+}
+
 /// The notebook's folder, for resolving relative paths.
 pub(crate) fn notebook_dir() -> Option<PathBuf> {
     with(|ctx| ctx.notebook_dir.clone()).flatten()
