@@ -432,3 +432,82 @@ fn a_shared_resource_mutated_between_reads() {
         panic!("{mismatch}");
     }
 }
+
+/// Every notebook under `samples/`, run three times in two sessions (taking turns, a widget
+/// moved before the last round), gives the same outputs with and without the cell cache.
+#[test]
+fn every_sample_shows_the_same_with_and_without_the_cell_cache() {
+    let samples = cellar_tests::repo_root().join("samples");
+    let mut notebooks: Vec<PathBuf> = std::fs::read_dir(&samples)
+        .expect("samples folder")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rhai"))
+        .collect();
+    notebooks.sort();
+    assert!(notebooks.len() >= 2, "{notebooks:?}");
+    for path in notebooks {
+        let notebook = Notebook::load(&path).expect("sample parses");
+        let mut outputs: Vec<Vec<String>> = Vec::new();
+        for cell_cache in [true, false] {
+            let runtime =
+                Runtime::with_cache(Arc::new(CacheRegistry::new(Arc::new(SystemClock))), None);
+            let mut sessions = [Session::new("A"), Session::new("B")];
+            let mut seen = Vec::new();
+            for round in 0..3 {
+                for session in &mut sessions {
+                    if round == 2 {
+                        session.set_widget("Rows to show", WidgetValue::Int(7));
+                    }
+                    let options = RunOptions {
+                        notebook_dir: Some(samples.clone()),
+                        cell_cache,
+                        log: Arc::new(|_| {}),
+                        ..RunOptions::default()
+                    };
+                    let report = runtime.run(&notebook, session, &options, &mut |_| {});
+                    seen.extend(
+                        report
+                            .elements()
+                            .filter(|(_, e)| e.kind != ElementKind::Spinner)
+                            .map(|(cell, e)| format!("{round} [{cell}] {:?} {}", e.kind, e.text)),
+                    );
+                }
+            }
+            outputs.push(seen);
+        }
+        assert_eq!(
+            outputs[0],
+            outputs[1],
+            "{}: the cell cache changed what the notebook shows",
+            path.display()
+        );
+    }
+}
+
+/// Found by the oracle (after 1008 cases): a cached fn holding a button, called twice in
+/// one run, served the click to both calls on a hit; an uncached run gives it to the first.
+#[test]
+fn regression_a_cached_click_goes_to_the_first_call_only() {
+    use CellSpec::*;
+    let cells = vec![CachedButton, CachedButton];
+    let changes = vec![Change::ClickCached, Change::ClickCached];
+    if let Some(mismatch) = first_mismatch(&cells, &changes) {
+        panic!("{mismatch}");
+    }
+}
+
+/// Found by the oracle: a cell whose cached fn was served a click recorded the button as
+/// unset (the replay had taken the click), so the next run without a click replayed it.
+#[test]
+fn regression_a_served_click_is_part_of_the_cells_trace() {
+    use CellSpec::*;
+    let cells = vec![CachedButton];
+    let changes = vec![
+        Change::ClickCached,
+        Change::ClickCached,
+        Change::RewriteCsv(1, 0),
+    ];
+    if let Some(mismatch) = first_mismatch(&cells, &changes) {
+        panic!("{mismatch}");
+    }
+}

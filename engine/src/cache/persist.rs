@@ -828,7 +828,7 @@ mod tests {
             Duration::from_secs(5),
             &CachedValue::Int(1),
             &[],
-            &[file.clone()],
+            std::slice::from_ref(&file),
         )
         .unwrap();
         let back = read(&path).unwrap();

@@ -218,8 +218,12 @@ fn trace(function: &str, call: &CallKey, outcome: CallOutcome) {
         })
     });
     context::note_cached_call(function, call.key, call.args_key);
-    // Widgets read inside the fn are part of its key: the cell depends on them too, even
-    // when the fn was served and its widgets never ran.
+}
+
+/// Widgets read inside the fn are part of its key: the running cell depends on them too,
+/// even when the fn is served and its widgets never run. Noted before a replay, which
+/// takes a button's click.
+fn note_key_widgets(call: &CallKey) {
     for part in call.parts.iter().filter(|p| p.widget) {
         let set = with(|ctx| ctx.widgets.get(&part.name).cloned()).flatten();
         context::note_widget(&part.name, set.as_ref());
@@ -322,6 +326,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                         continue;
                     }
                 }
+                note_key_widgets(&call);
                 replay(&elements);
                 legacy_warning(&spec, &value);
                 context::note_files(&files);
@@ -377,6 +382,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                         if !entry.files.is_empty() {
                             registry.set_files(name, call.key, entry.files.clone());
                         }
+                        note_key_widgets(&call);
                         replay(&entry.elements);
                         context::note_files(&entry.files);
                         trace(name, &call, CallOutcome::DiskHit);
@@ -521,6 +527,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         }
     }
     legacy_warning(&spec, &stored);
+    note_key_widgets(&call);
     trace(name, &call, CallOutcome::Miss(reason));
     Ok(match stored {
         // The caller gets the value it computed; the cache keeps its own copy.

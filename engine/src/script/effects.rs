@@ -145,7 +145,10 @@ const KEYWORDS: &[(&str, Effect)] = &[
     ("type_of", Effect::Pure),
     // Which variables exist depends on which earlier cells succeeded, and no read of a
     // variable is traced by it.
-    ("is_def_var", Effect::ReadsOutside("checks which variables exist (`is_def_var`)")),
+    (
+        "is_def_var",
+        Effect::ReadsOutside("checks which variables exist (`is_def_var`)"),
+    ),
     ("is_def_fn", Effect::Pure),
     ("is_shared", Effect::Pure),
     // `Fn`, `call` and `curry` are resolved by the analysis when their target is a literal.
