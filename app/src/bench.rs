@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cellar_engine::cache::{CacheRegistry, SystemClock};
-use cellar_engine::{Frame, Notebook, RunOptions, Runtime, Session};
+use cellar_engine::{Effect, Frame, Notebook, RunOptions, Runtime, Session};
 use clap::{Parser, Subcommand};
 use parking_lot::Mutex;
 use polars::prelude::*;
@@ -139,6 +139,7 @@ fn bench_cache(rows: &[usize]) -> Result<(), String> {
             .register_fn("bench_frame", move |_n: i64| {
                 source.lock().clone().unwrap_or_default()
             });
+        runtime.declare_effect("bench_frame", Effect::Pure);
         for decorator in ["cache_data", "cache_resource"] {
             let text = format!(
                 r#"
@@ -267,6 +268,7 @@ fn persist_runtime(dir: &std::path::Path) -> Runtime {
     runtime
         .engine_mut()
         .register_fn("bench_frame", |n: i64| random_frame(n.max(0) as usize));
+    runtime.declare_effect("bench_frame", Effect::Pure);
     runtime
 }
 

@@ -282,3 +282,88 @@ fn an_undeclared_function_makes_a_cell_run_every_time() {
     assert_eq!(texts(&h.run("A", nb)), ["2"]);
     assert!(h.run("A", nb).cells[0].status.is_hit());
 }
+
+// Further cases of the same classes, found reading the change (not on QA's list).
+
+/// A caught "variable not found": once the earlier cell defines it, the cell runs again.
+#[test]
+fn a_caught_missing_variable_is_not_replayed() {
+    let mut h = Harness::default();
+    let nb = "// %% A\nlet d = slider(\"d\", 0, 5, 0);\nlet x = 10 / d;\n// %% B\ntry { write(x) } catch { write(\"pick a divisor\") }\n";
+    assert_eq!(cell_text(&h.run("A", nb), 1), "pick a divisor");
+    h.set_widget("A", "d", WidgetValue::Int(2));
+    assert_eq!(cell_text(&h.run("A", nb), 1), "5");
+}
+
+/// A cell that changes a variable a closure captured is not replayed as a copy beside it.
+#[test]
+fn a_change_to_a_captured_variable_is_seen_by_the_closure() {
+    let mut h = Harness::default();
+    let nb = "// %% A\nlet n = [0];\nlet show = || n;\n// %% B\nn.push(1);\n// %% C\nwrite(show.call());\n";
+    for _ in 0..3 {
+        assert_eq!(cell_text(&h.run("A", nb), 2), "[0, 1]");
+    }
+}
+
+/// A fn named by a string (Rhai's older callbacks) is followed like a call.
+#[test]
+fn a_callback_named_by_a_string_is_followed() {
+    let mut h = Harness::default();
+    let nb = "fn stamp(x) { random() }\nwrite([1].map(\"stamp\"));\n";
+    let a = texts(&h.run("A", nb));
+    let b = texts(&h.run("A", nb));
+    assert_ne!(a, b);
+}
+
+/// `in` calls `contains`, which a notebook fn may define: editing it is a code change.
+#[test]
+fn an_edited_contains_is_seen_through_in() {
+    let mut h = Harness::default();
+    let before = "// %% A\nfn contains(list, x) { x == 2 }\n// %% B\nwrite(2 in [1, 3]);\n";
+    let after = before.replace("x == 2", "x == 3");
+    assert_eq!(cell_text(&h.run("A", before), 1), "true");
+    assert_eq!(cell_text(&h.run("A", &after), 1), "false");
+}
+
+/// An annotation's options are part of what a call does: removing
+/// `experimental_allow_widgets` makes the cell run (and fail) as an uncached run would.
+#[test]
+fn an_annotation_edit_reruns_the_cells_that_call_the_fn() {
+    let mut h = Harness::default();
+    let before = "// %% A\n@cache_data(experimental_allow_widgets = true)\nfn pick() { slider(\"n\", 1, 9, 3) }\n// %% B\nwrite(pick());\n";
+    let after = before.replace("(experimental_allow_widgets = true)", "");
+    assert!(h.run("A", before).cells[1].error.is_none());
+    assert!(h.run("A", before).cells[1].status.is_hit());
+    let edited = h.run("A", &after);
+    assert!(edited.cells[1].error.is_some(), "{:?}", texts(&edited));
+}
+
+/// A file a cached fn looked for and did not find is a read of its absence: its arrival
+/// is a miss, for the fn and for the cell.
+#[test]
+fn a_missing_file_a_cached_fn_caught_is_a_read_of_its_absence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::default().in_dir(dir.path());
+    let nb = "@cache_data\nfn rows() { let n = 0; try { n = read_csv(\"arrives.csv\").height(); } catch { } n }\n// %% Show\nwrite(rows());\n";
+    assert_eq!(cell_text(&h.run("A", nb), 1), "0");
+    assert_eq!(cell_text(&h.run("A", nb), 1), "0");
+    std::fs::write(dir.path().join("arrives.csv"), "a\n1\n2\n").unwrap();
+    assert_eq!(cell_text(&h.run("A", nb), 1), "2");
+}
+
+/// `global::K` is read without the hook that traces variables: such a cell runs.
+#[test]
+fn a_global_constant_read_keeps_a_cell_out_of_the_cache() {
+    let mut h = Harness::default();
+    let nb = "// %% A\nconst K = 1;\nfn k() { global::K }\nwrite(k());\n";
+    let report = h.run("A", nb);
+    assert!(
+        report.cells[0]
+            .status
+            .reason()
+            .is_some_and(|r| r.contains("global::K")),
+        "{:?} {:?}",
+        report.cells[0].status,
+        texts(&report)
+    );
+}

@@ -329,6 +329,8 @@ fn reach_of(tokens: &[Token]) -> Reach {
         let word = match token {
             Token::Identifier(name) => name.as_str(),
             Token::Reserved(name) => name.as_str(),
+            // `x in y` calls `contains`, which a notebook fn may define.
+            Token::In | Token::NotIn => "contains",
             Token::StringConstant(text) => {
                 reach.names.insert(text.to_string());
                 continue;
@@ -340,7 +342,8 @@ fn reach_of(tokens: &[Token]) -> Reach {
             _ => continue,
         };
         match word {
-            "eval" => reach.all = true,
+            // `get_fn_metadata_list` reads every fn of the notebook.
+            "eval" | "get_fn_metadata_list" => reach.all = true,
             "Fn" | "call" | "curry" | "is_def_fn" if !literal_target(tokens, i) => {
                 reach.all = true;
             }

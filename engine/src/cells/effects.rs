@@ -21,6 +21,8 @@ pub(crate) struct Reach {
     /// Whether it can catch an error (`try ... catch`): a caught error carries the line and
     /// column it happened at, so where code sits in the file is part of the output.
     pub catches_errors: bool,
+    /// The script fns it reaches (cached fns by their wrapper), in the order found.
+    pub fns: Vec<String>,
 }
 
 /// What the cell whose code is `cell` can reach; `library` holds every script fn of the
@@ -32,12 +34,21 @@ pub(crate) fn reach(cell: &AST, library: &AST, table: &EffectTable) -> Reach {
         .collect();
     let statements = cell.clone_statements_only();
     let mut catches_errors = has_try(&statements);
-    let uncovered = uncovered_effect(&statements, library, &script_fns, table, &mut |ast| {
-        catches_errors |= has_try(ast);
-    });
+    let mut fns = Vec::new();
+    let uncovered = uncovered_effect(
+        &statements,
+        library,
+        &script_fns,
+        table,
+        &mut |name, ast| {
+            catches_errors |= has_try(ast);
+            fns.push(name.to_string());
+        },
+    );
     Reach {
         uncovered,
         catches_errors,
+        fns,
     }
 }
 
@@ -51,13 +62,13 @@ fn has_try(ast: &AST) -> bool {
 }
 
 /// Why the cell whose statements are `statements` can never be served from the cache, or
-/// `None`. `on_fn` sees the body of every script fn reached.
+/// `None`. `on_fn` sees the name and body of every script fn reached.
 fn uncovered_effect(
     statements: &AST,
     library: &AST,
     script_fns: &HashSet<String>,
     table: &EffectTable,
-    on_fn: &mut dyn FnMut(&AST),
+    on_fn: &mut dyn FnMut(&str, &AST),
 ) -> Option<String> {
     let mut queue: VecDeque<Reference> = references(statements, script_fns).into_iter().collect();
     let mut walked: HashSet<String> = HashSet::new();
@@ -65,6 +76,8 @@ fn uncovered_effect(
     while let Some(reference) = queue.pop_front() {
         let name = match reference {
             Reference::Call(name) => name,
+            // `x in y` calls `contains`, which a notebook fn may define.
+            Reference::Operator(name) if script_fns.contains(&name) => name,
             Reference::Operator(name) => {
                 // Unknown: one of Rhai's built-in operators on its own types.
                 if let Some(effect) = table.get(&name)
@@ -93,7 +106,7 @@ fn uncovered_effect(
                     // builds starts empty, in Rhai 1.27: retain on a clone instead.)
                     let mut only = library.clone_functions_only();
                     only.retain_functions(|_, _, n, _| n == name);
-                    on_fn(&only);
+                    on_fn(&name, &only);
                     references(&only, script_fns)
                 });
                 queue.extend(found.iter().cloned());
@@ -166,6 +179,20 @@ fn references(ast: &AST, script_fns: &HashSet<String>) -> Vec<Reference> {
                 if script_fns.contains(variable.1.as_str()) =>
             {
                 found.push(Reference::Call(variable.1.to_string()));
+            }
+            // A string naming a notebook fn may be called by name (`[1].map("f")`, Rhai's
+            // older callbacks): take it as a call.
+            Some(ASTNode::Expr(Expr::StringConstant(text, _)))
+                if script_fns.contains(text.as_str()) =>
+            {
+                found.push(Reference::Call(text.to_string()));
+            }
+            // `global::K` is read without the variable hook that traces reads.
+            Some(ASTNode::Expr(Expr::Variable(variable, ..))) if !variable.2.is_empty() => {
+                found.push(Reference::Dynamic(format!(
+                    "reads `{}::{}`, which no trace records (pass it in a variable)",
+                    variable.2, variable.1
+                )));
             }
             // A module file is read by `import`: nothing traces it.
             Some(ASTNode::Stmt(Stmt::Import(..))) => {

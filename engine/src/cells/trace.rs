@@ -76,10 +76,31 @@ impl FileRead {
         }
     }
 
-    /// `Ok` when `written` still resolves (from `notebook_dir`) to the same, unchanged file;
-    /// otherwise what changed.
+    /// A file looked for and found nowhere: where it would be read beside the notebook,
+    /// absent.
+    pub fn absent(written: &str, notebook_dir: Option<&Path>) -> Self {
+        let place = match notebook_dir {
+            Some(dir) => dir.join(written),
+            None => PathBuf::from(written),
+        };
+        Self {
+            written: written.to_string(),
+            resolved: absolute(&place),
+            fingerprint: FileFingerprint {
+                size: None,
+                modified: None,
+                inode: None,
+            },
+        }
+    }
+
+    /// `Ok` when `written` still resolves (from `notebook_dir`) to the same, unchanged file
+    /// (or is still missing, if it was); otherwise what changed.
     pub fn still_holds(&self, notebook_dir: Option<&Path>) -> Result<(), String> {
+        let was_missing = self.fingerprint.size.is_none();
         match crate::data::resolve_path(&self.written, notebook_dir) {
+            Err(_) if was_missing => return Ok(()),
+            Ok(_) if was_missing => return Err(format!("file `{}` appeared", self.written)),
             Ok(now) if absolute(&now) == self.resolved => {}
             Ok(now) => {
                 return Err(format!(

@@ -280,7 +280,7 @@ impl RanCell {
         scope: &Scope,
         before: usize,
         index: usize,
-        recorder: CellRecorder,
+        mut recorder: CellRecorder,
     ) -> Self {
         // (name, value, declared with `const`)
         let mut defined: Vec<(String, Dynamic, bool)> = Vec::new();
@@ -291,6 +291,7 @@ impl RanCell {
             defined.retain(|(n, _, _)| n != name);
             defined.push((name.to_string(), value.clone(), value.is_read_only()));
         }
+        let mut captured_changed: Option<String> = None;
         for read in &recorder.reads {
             if let crate::cells::Read::Var { name, digest } = read
                 && !defined.iter().any(|(n, _, _)| n == name)
@@ -298,8 +299,16 @@ impl RanCell {
                 && !recorder.frame_unchanged(name, value)
                 && var_digest(value, value.is_read_only()).ok() != Some(*digest)
             {
+                if value.is_shared() {
+                    captured_changed.get_or_insert_with(|| name.clone());
+                }
                 defined.push((name.clone(), value.clone(), value.is_read_only()));
             }
+        }
+        if let Some(name) = captured_changed {
+            // A closure captured it: a hit would restore a copy beside the one the closure
+            // holds, not write through it.
+            recorder.refuse(format!("changes `{name}`, which a closure captured"));
         }
         let defined: Vec<DefinedVar> = defined
             .into_iter()

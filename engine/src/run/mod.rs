@@ -445,15 +445,6 @@ impl Runtime {
         if let Some(ctx) = context::uninstall() {
             session.widgets = ctx.widgets;
         }
-        // A click is an event for one run. A button whose cached fn or cell was replayed
-        // did not take its click; it goes now, or it would stay clicked on every later run.
-        for (_, element) in report.elements() {
-            if element.kind == ElementKind::Button
-                && let Payload::Widget(widget) = &element.payload
-            {
-                session.widgets.take(&widget.label);
-            }
-        }
         session.state = scope.get_value::<rhai::Map>("state").unwrap_or_default();
         session.runs += 1;
         report.duration = started.elapsed();
@@ -549,7 +540,10 @@ impl Runtime {
                         annotated.name.clone(),
                         CachedFnSpec {
                             impl_name: format!("{}{IMPL_SUFFIX}", annotated.name),
-                            code_hash: sources.code_hash(&annotated.name),
+                            code_hash: with_options(
+                                sources.code_hash(&annotated.name),
+                                &key_options(annotated),
+                            ),
                             annotated: annotated.clone(),
                         },
                     );
@@ -593,6 +587,16 @@ impl Runtime {
         for cell in cells.iter_mut().flatten() {
             let reach = reach(&cell.ast, &library, &effects);
             cell.uncovered = reach.uncovered;
+            // An annotation edit (ttl, allow_widgets, data to resource) changes what a call
+            // of the fn does: the cells that reach it run again.
+            for name in &reach.fns {
+                if let Some(spec) = functions.get(name) {
+                    cell.code_hash = with_options(
+                        cell.code_hash,
+                        &format!("{:?} {:?}", spec.annotated.kind, spec.annotated.options),
+                    );
+                }
+            }
             if reach.catches_errors {
                 // A caught error shows where it happened: the cell depends on where every
                 // line of code sits, not just on its tokens.
@@ -682,6 +686,25 @@ impl Runtime {
             message,
         }
     }
+}
+
+/// The options of an annotation that change what a call returns (its kind, widgets,
+/// validation); ttl, max_entries and the spinner are policies the registry applies to the
+/// entries as they are.
+fn key_options(annotated: &crate::cache::AnnotatedFn) -> String {
+    let options = &annotated.options;
+    format!(
+        "{:?} widgets={} validate={:?} mutation={}",
+        annotated.kind, options.allow_widgets, options.validate, options.allow_output_mutation
+    )
+}
+
+/// `hash` mixed with `options`.
+fn with_options(hash: u128, options: &str) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&hash.to_le_bytes());
+    hasher.update(options.as_bytes());
+    hasher.digest128()
 }
 
 /// A hash of every cell's text and place in the file.

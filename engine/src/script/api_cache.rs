@@ -393,6 +393,8 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
             Err(ReadError::Missing) => {}
             Err(ReadError::Corrupt(problem)) => {
                 let _ = std::fs::remove_file(path);
+                // Shown once: a cell replaying this warning would show it forever.
+                context::note_event("dropped a damaged cache file");
                 emit(Element::text(
                     ElementKind::Warning,
                     format!(

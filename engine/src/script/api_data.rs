@@ -161,9 +161,8 @@ pub(super) fn note_database_read(conn: &SqliteConnection) {
 }
 
 /// Tells the cell cache what a cell reads: a URL can change at any time (not cacheable
-/// outside a cached function); a local file is fingerprinted where it was found, and every
-/// place looked at before it is recorded as absent (a file arriving there later would be
-/// read instead).
+/// outside a cached function); a local file is fingerprinted where it was found (or
+/// recorded as absent), and the places looked at before it as absent.
 fn note_source(path_or_url: &str) {
     if data::is_url(path_or_url) {
         context::note_uncacheable(&format!(
@@ -172,13 +171,11 @@ fn note_source(path_or_url: &str) {
         return;
     }
     let dir = notebook_dir();
-    let written = std::path::Path::new(path_or_url);
-    // Not found anywhere: the call fails, and a failure is never cached.
-    if let Ok(resolved) = data::resolve_path(path_or_url, dir.as_deref()) {
-        if resolved != written {
-            // Found beside the notebook: the working directory had none.
-            context::note_absent_file(written);
-        }
-        context::note_file(FileRead::now(path_or_url, &resolved));
-    }
+    let read = match data::resolve_path(path_or_url, dir.as_deref()) {
+        Ok(resolved) => FileRead::now(path_or_url, &resolved),
+        // Not found anywhere: the call fails. Its absence is still a read, for a cached fn
+        // that catches the failure: the file's arrival must be a miss.
+        Err(_) => FileRead::absent(path_or_url, dir.as_deref()),
+    };
+    context::note_file(read);
 }

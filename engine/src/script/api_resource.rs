@@ -331,9 +331,10 @@ fn call_on_value(
         )
         .into());
     }
+    // A string may name a script fn too (`r.sort("cmp")`, Rhai's older callbacks).
     let runs_script = rest
         .iter()
-        .any(|a| a.is_fnptr() || a.is::<ResourceHandle>());
+        .any(|a| a.is_fnptr() || a.is_string() || a.is::<ResourceHandle>());
     if !runs_script {
         // Native code only: in place, under the lock, so concurrent writers queue.
         return handle.write(|value| {

@@ -255,6 +255,12 @@ pub(crate) fn note_var(name: &str, scope: &rhai::Scope) {
             return;
         }
         let Some(info) = ctx.vars.get(name) else {
+            // Not defined by an earlier cell, nor (yet) by this one: the read fails, and an
+            // earlier cell that defines it later (once it stops failing) must make this
+            // cell run again. A caught failure is never replayed.
+            if scope.get(name).is_none() && recorder.first_time(name) {
+                recorder.refuse(format!("reads `{name}`, which is not defined"));
+            }
             return;
         };
         if !recorder.first_time(name) {
@@ -325,26 +331,25 @@ pub(crate) fn note_file(read: FileRead) {
             }
             return;
         }
-        if let Some(recorder) = ctx.recorder.as_mut()
-            && recorder.first_time(&format!("file:{}", read.resolved.display()))
+        let Some(recorder) = ctx.recorder.as_mut() else {
+            return;
+        };
+        // Found beside the notebook (or nowhere): the working directory, looked at first,
+        // had none. A file arriving there would be read instead.
+        let written = std::path::Path::new(&read.written);
+        if written.is_relative()
+            && std::path::absolute(written).ok().as_ref() != Some(&read.resolved)
+            && recorder.first_time(&format!("file:{}", written.display()))
         {
+            recorder.reads.push(Read::File {
+                path: written.to_path_buf(),
+                fingerprint: crate::cells::FileFingerprint::of(written),
+            });
+        }
+        if recorder.first_time(&format!("file:{}", read.resolved.display())) {
             recorder.reads.push(Read::File {
                 path: read.resolved,
                 fingerprint: read.fingerprint,
-            });
-        }
-    });
-}
-
-/// A place a file was looked for and not found, before it was found elsewhere: a file
-/// arriving there later would be read instead, so the running cell depends on its absence.
-/// (A cached fn's entry needs no such record: a hit resolves the path again.)
-pub(crate) fn note_absent_file(path: &std::path::Path) {
-    record(|recorder, ctx| {
-        if !in_cached_fn(ctx) && recorder.first_time(&format!("file:{}", path.display())) {
-            recorder.reads.push(Read::File {
-                path: path.to_path_buf(),
-                fingerprint: crate::cells::FileFingerprint::of(path),
             });
         }
     });

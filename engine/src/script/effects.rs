@@ -150,7 +150,11 @@ const KEYWORDS: &[(&str, Effect)] = &[
         Effect::ReadsOutside("checks which variables exist (`is_def_var`)"),
     ),
     ("is_def_fn", Effect::Pure),
-    ("is_shared", Effect::Pure),
+    // A hit skips the statement that made a captured variable shared.
+    (
+        "is_shared",
+        Effect::ReadsOutside("asks whether a value is shared (`is_shared`)"),
+    ),
     // `Fn`, `call` and `curry` are resolved by the analysis when their target is a literal.
     ("Fn", Effect::Dynamic),
     ("call", Effect::Dynamic),
@@ -167,6 +171,8 @@ const IMPURE_BUILTINS: &[(&str, Effect)] = &[
     ("get$elapsed", Effect::ReadsOutside("reads the clock")),
     ("sleep", Effect::Pure),
     ("exit", Effect::ReadsOutside("ends the script with `exit`")),
+    // Reads the whole notebook's fns, which the cell's code hash does not cover.
+    ("get_fn_metadata_list", Effect::Dynamic),
 ];
 
 /// The effect of every function a cell can call, by name.
