@@ -2,6 +2,11 @@
 //!
 //! Parsing keeps every byte (marker lines, line endings, blank preamble) so that saving an
 //! unedited notebook writes the file back byte for byte.
+//!
+//! A UTF-8 byte order mark (U+FEFF, which some Windows editors put at the start of a file)
+//! is not code: parsing sets it aside, so line 1 compiles and columns on it are counted as
+//! an editor shows them. Saving writes it back, so a notebook saved unedited stays
+//! byte-identical and the file keeps the encoding its editor chose.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -10,6 +15,9 @@ use crate::error::CellarError;
 
 /// The text that starts a cell marker line.
 pub const MARKER: &str = "// %%";
+
+/// The UTF-8 byte order mark.
+const BOM: char = '\u{feff}';
 
 /// One cell of a notebook.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +113,8 @@ impl Cell {
 /// A parsed notebook: the cells plus whatever blank text stood before the first marker.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notebook {
+    /// The file started with a byte order mark (written back on save).
+    bom: bool,
     /// Blank text before the first marker (kept for byte-stable saving; never run).
     preamble: String,
     /// The cells in file order.
@@ -112,8 +122,13 @@ pub struct Notebook {
 }
 
 impl Notebook {
-    /// Parses notebook text. Never fails: any text is a notebook.
+    /// Parses notebook text. Never fails: any text is a notebook. A leading byte order
+    /// mark is set aside (and written back by [`Notebook::to_text`]).
     pub fn parse(text: &str) -> Self {
+        let (bom, text) = match text.strip_prefix(BOM) {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
         let mut preamble = String::new();
         let mut cells: Vec<Cell> = Vec::new();
         let mut line_no = 0usize;
@@ -146,7 +161,11 @@ impl Notebook {
                 },
             );
         }
-        Self { preamble, cells }
+        Self {
+            bom,
+            preamble,
+            cells,
+        }
     }
 
     /// Reads and parses a notebook file.
@@ -172,6 +191,9 @@ impl Notebook {
                 None => out.push_str(&cell.render_marker()),
             }
             out.push_str(&cell.source);
+        }
+        if self.bom {
+            out.insert(0, BOM);
         }
         out
     }
@@ -315,6 +337,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_byte_order_mark_is_not_code_and_is_written_back() {
+        let text = "\u{feff}// %% A [cache=off]\nlet x = 1;\n";
+        let nb = Notebook::parse(text);
+        assert_eq!(nb.cells.len(), 1);
+        assert_eq!(nb.cells[0].title, "A");
+        assert!(nb.cells[0].cache_disabled());
+        assert_eq!(nb.cells[0].first_line, 2);
+        assert_eq!(nb.to_text(), text);
+        let code = Notebook::parse("\u{feff}write(1);\n// %% B\nwrite(2);\n");
+        assert_eq!(code.cells[0].source, "write(1);\n");
+        assert_eq!(code.cells[1].first_line, 3);
+        let mut edited = code.clone();
+        edited.cells.insert(0, Cell::new("New", "write(0);\n"));
+        assert_eq!(
+            edited.to_text(),
+            "\u{feff}// %% New\nwrite(0);\n// %%\nwrite(1);\n// %% B\nwrite(2);\n"
+        );
+        // Only a leading mark is set aside.
+        let inner = Notebook::parse("write(1);\n\u{feff}");
+        assert!(inner.cells[0].source.ends_with('\u{feff}'));
+    }
+
+    #[test]
+    fn a_notebook_loaded_with_a_byte_order_mark_saves_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.rhai");
+        let bytes = b"\xEF\xBB\xBF// %% A\r\nwrite(1);\r\n";
+        std::fs::write(&path, bytes).unwrap();
+        let nb = Notebook::load(&path).unwrap();
+        assert_eq!(nb.cells[0].source, "write(1);\r\n");
+        nb.save(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
     proptest! {
         #[test]
         fn parse_then_save_round_trips_any_text(text in "(// %%[ a-z\\[\\]=,]*\r?\n|[ a-z;=0-9]*\r?\n|\n){0,12}[ a-z]*") {
@@ -323,6 +380,11 @@ mod tests {
 
         #[test]
         fn round_trips_arbitrary_unicode(text in "\\PC*") {
+            prop_assert_eq!(Notebook::parse(&text).to_text(), text);
+        }
+
+        #[test]
+        fn round_trips_with_a_byte_order_mark(text in "\u{feff}?(// %%[ a-z]*\r?\n|[ a-z;\u{feff}]*\r?\n){0,8}") {
             prop_assert_eq!(Notebook::parse(&text).to_text(), text);
         }
 

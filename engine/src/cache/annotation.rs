@@ -2,14 +2,22 @@
 //! `@` is not Rhai syntax, so each annotation is parsed here and the source rewritten in
 //! place, keeping every line where it was:
 //!
-//! - the annotation's first line becomes a wrapper `fn name(params) { __cellar_cached(...) }`
-//!   (its other lines are blanked),
+//! - the annotation's first line becomes a wrapper `fn name(params) { __cellar_cached(...) }`,
+//!   indented so its name stands in the column of the fn's name (its other lines are blanked,
+//!   keeping their line endings),
 //! - the annotated `fn name(` becomes `fn name__cellar(`, the implementation the wrapper calls.
+//!
+//! Everything is read from Rhai's own tokenizer (`Engine::lex`), never from raw lines: an `@`
+//! inside a string or a comment is text, a comment may follow an annotation or stand between
+//! it and its fn, and the fn's parameter list may span lines.
 //!
 //! Renaming shifts the columns after the name on the `fn` line; [`ColumnShift`] records it so
 //! errors still point at the right column.
 
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use rhai::{Engine, Position, Token};
 
 /// The suffix of the renamed implementation of a cached function.
 pub const IMPL_SUFFIX: &str = "__cellar";
@@ -163,216 +171,428 @@ const LEGACY_PARAMS: &[&str] = &[
     "hash_funcs",
 ];
 
+/// A bare engine, used only to tokenize (the notebook engine registers no custom syntax or
+/// operators, so both tokenize alike).
+static LEXER: LazyLock<Engine> = LazyLock::new(Engine::new_raw);
+
 /// Rewrites the annotations in `source`. Lines are numbered from 1 within `source`.
+///
+/// Annotations are found on Rhai's own token stream, so an `@` inside a string or a comment
+/// is never one: an annotation is a `@` token at the top level of the cell that begins a
+/// statement. The `fn` it annotates, and that fn's parameter list (which may span lines),
+/// are read from the same tokens.
 pub fn preprocess(source: &str) -> Result<Preprocessed, AnnotationError> {
-    let mut lines: Vec<String> = source.split_inclusive('\n').map(str::to_string).collect();
+    let text = Text::new(source);
+    let tokens = lex(source);
     let mut out = Preprocessed::default();
+    // (byte range, replacement), in source order.
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut depth = 0usize;
     let mut i = 0;
-    while i < lines.len() {
-        let trimmed = lines[i].trim_start();
-        if !trimmed.starts_with('@') {
-            i += 1;
-            continue;
-        }
-        let indent = lines[i].len() - trimmed.len();
-        let line_no = i + 1;
-        let name: String = trimmed[1..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        let kind = match name.as_str() {
-            "cache_data" => CacheKind::Data,
-            "cache_resource" => CacheKind::Resource,
-            "cache" => CacheKind::Legacy,
-            _ => {
-                return Err(AnnotationError {
-                    line: line_no,
-                    column: indent + 1,
-                    message: format!(
-                        "unknown annotation @{name}; Cellar knows @cache_data (results served as copies) and @cache_resource (one shared object)"
-                    ),
-                });
+    while i < tokens.len() {
+        match &tokens[i].0 {
+            Token::Reserved(s) if s.as_str() == "@" => {
+                let at = tokens[i].1;
+                let alone = text.starts_line(at);
+                let statement_start =
+                    i == 0 || matches!(tokens[i - 1].0, Token::SemiColon | Token::RightBrace);
+                if depth == 0 && (alone || statement_start) {
+                    let found = annotation(&text, &tokens, i)?;
+                    edits.extend(found.edits);
+                    out.shifts.push(found.shift);
+                    out.wrapper_lines.push(found.function.annotation_line);
+                    out.functions.push(found.function);
+                    i = found.next;
+                    continue;
+                }
+                if depth > 0 && alone {
+                    let name = text.name_after(at);
+                    if let Some(kind) = kind_of(&name) {
+                        return Err(AnnotationError {
+                            line: pos_line(at),
+                            column: pos_column(at),
+                            message: format!(
+                                "{} must stand at the top level of a cell, right above a fn (a fn cannot be defined inside a block or an expression)",
+                                kind.annotation()
+                            ),
+                        });
+                    }
+                }
             }
-        };
-        // The argument list may span lines: gather text up to the matching ')'.
-        let after_name = indent + 1 + name.len();
-        let (args_text, end_line, end_col) =
-            read_args(&lines, i, after_name).map_err(|message| AnnotationError {
-                line: line_no,
-                column: indent + 1,
-                message,
+            Token::LeftParen | Token::LeftBracket | Token::LeftBrace | Token::MapStart => {
+                depth += 1;
+            }
+            Token::RightParen | Token::RightBracket | Token::RightBrace => {
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut rewritten = source.to_string();
+    for (range, replacement) in edits.into_iter().rev() {
+        rewritten.replace_range(range, &replacement);
+    }
+    out.source = rewritten;
+    Ok(out)
+}
+
+/// One annotation and its fn, found on the tokens.
+struct Found {
+    function: AnnotatedFn,
+    shift: ColumnShift,
+    /// Edits to the source, in source order.
+    edits: Vec<(std::ops::Range<usize>, String)>,
+    /// The index of the first token after the fn's parameter list.
+    next: usize,
+}
+
+/// Reads the annotation whose `@` is `tokens[at_index]`, and the fn header after it.
+fn annotation(
+    text: &Text,
+    tokens: &[(Token, Position)],
+    at_index: usize,
+) -> Result<Found, AnnotationError> {
+    let at = tokens[at_index].1;
+    let line_no = pos_line(at);
+    let error_at = |pos: Position, message: String| AnnotationError {
+        line: pos_line(pos),
+        column: pos_column(pos),
+        message,
+    };
+    let at_offset = text
+        .offset(at, "@")
+        .ok_or_else(|| error_at(at, TOO_LARGE.to_string()))?;
+    let name = text.name_after(at);
+    // The name is the token right after the `@`.
+    let name_token = matches!(
+        tokens.get(at_index + 1),
+        Some((Token::Identifier(s), pos)) if s.as_str() == name && text.offset(*pos, &name) == Some(at_offset + 1)
+    );
+    let kind = kind_of(&name).filter(|_| name_token).ok_or_else(|| {
+        error_at(
+            at,
+            format!(
+                "unknown annotation @{name}; Cellar knows @cache_data (results served as copies) and @cache_resource (one shared object)"
+            ),
+        )
+    })?;
+    if !text.starts_line(at) {
+        return Err(error_at(
+            at,
+            format!(
+                "put {} on its own line, right above the fn",
+                kind.annotation()
+            ),
+        ));
+    }
+    let mut next = at_index + 2;
+    // Its arguments: `( ... )` on the same line, possibly running over several lines.
+    let mut args = String::new();
+    let mut end = tokens[at_index + 1].1;
+    let mut end_len = name.len();
+    match tokens.get(next) {
+        Some((Token::Unit, pos)) if pos.line() == at.line() => {
+            end = *pos;
+            end_len = 2;
+            next += 1;
+        }
+        Some((Token::LeftParen, pos)) if pos.line() == at.line() => {
+            let open = *pos;
+            let close = matching(tokens, next).ok_or_else(|| {
+                error_at(
+                    at,
+                    "the annotation's '(' is never closed: add the matching ')'".to_string(),
+                )
             })?;
-        if !lines[end_line][end_col..].trim().is_empty() {
-            return Err(AnnotationError {
-                line: end_line + 1,
-                column: end_col + 1,
-                message: format!(
+            let from = text
+                .offset(open, "(")
+                .ok_or_else(|| error_at(at, TOO_LARGE.to_string()))?;
+            let to = text
+                .offset(tokens[close].1, ")")
+                .ok_or_else(|| error_at(at, TOO_LARGE.to_string()))?;
+            args = text.source[from + 1..to].to_string();
+            end = tokens[close].1;
+            end_len = 1;
+            next = close + 1;
+        }
+        _ => {}
+    }
+    let end_offset = text
+        .offset(end, "")
+        .ok_or_else(|| error_at(at, TOO_LARGE.to_string()))?
+        + end_len;
+    match tokens.get(next) {
+        Some((_, pos)) if pos.line() == end.line() => {
+            return Err(error_at(
+                *pos,
+                format!(
                     "put {} on its own line, right above the fn",
                     kind.annotation()
                 ),
-            });
+            ));
         }
-        let options = parse_options(kind, &args_text).map_err(|message| AnnotationError {
-            line: line_no,
-            column: indent + 1,
-            message,
-        })?;
-        // The fn it annotates: the next line that is not blank or a comment.
-        let fn_index = (end_line + 1..lines.len())
-            .find(|&j| {
-                let t = lines[j].trim();
-                !t.is_empty() && !t.starts_with("//")
-            })
-            .ok_or_else(|| AnnotationError {
-                line: line_no,
-                column: indent + 1,
-                message: format!("{} must stand right above a fn", kind.annotation()),
-            })?;
-        let (fn_name, params, name_end) =
-            parse_fn_header(&lines[fn_index]).ok_or_else(|| AnnotationError {
-                line: fn_index + 1,
-                column: 1,
-                message: format!(
-                    "{} must stand right above a fn, e.g. `fn load_data(url) {{ ... }}`",
-                    kind.annotation()
-                ),
-            })?;
-        let wrapper = wrapper_source(&fn_name, &params);
-        // Blank the annotation's lines, keeping their newlines; the first holds the wrapper.
-        for (k, line) in lines.iter_mut().enumerate().take(end_line + 1).skip(i) {
-            let newline = if line.ends_with("\r\n") {
-                "\r\n"
-            } else if line.ends_with('\n') {
-                "\n"
-            } else {
-                ""
-            };
-            *line = if k == i {
-                format!("{wrapper}{newline}")
-            } else {
-                newline.to_string()
-            };
+        None => {
+            return Err(error_at(
+                at,
+                format!("{} must stand right above a fn", kind.annotation()),
+            ));
         }
-        lines[fn_index].insert_str(name_end, IMPL_SUFFIX);
-        out.shifts.push(ColumnShift {
-            line: fn_index + 1,
-            from_column: name_end + 1,
-            delta: IMPL_SUFFIX.len(),
+        Some(_) => {}
+    }
+    let options = parse_options(kind, &args).map_err(|message| error_at(at, message))?;
+    // The fn it annotates: the next token (comments are not tokens).
+    let not_a_fn = |pos: Position| {
+        error_at(
+            pos,
+            format!(
+                "{} must stand right above a fn, e.g. `fn load_data(url) {{ ... }}`",
+                kind.annotation()
+            ),
+        )
+    };
+    let fn_start = tokens[next].1;
+    if tokens[next].0 == Token::Private {
+        next += 1;
+    }
+    if tokens.get(next).map(|t| &t.0) != Some(&Token::Fn) {
+        return Err(not_a_fn(fn_start));
+    }
+    let fn_token = tokens[next].1;
+    let (fn_name, name_pos) = match tokens.get(next + 1) {
+        // A reserved word (`shared`) is kept: the compiler then says what is wrong with it.
+        Some((Token::Identifier(s) | Token::Reserved(s), pos)) if is_word(s) => {
+            (s.to_string(), *pos)
+        }
+        _ => return Err(not_a_fn(fn_token)),
+    };
+    next += 2;
+    let mut params = Vec::new();
+    match tokens.get(next) {
+        Some((Token::Unit, _)) => next += 1,
+        Some((Token::LeftParen, _)) => {
+            next += 1;
+            loop {
+                match tokens.get(next) {
+                    Some((Token::RightParen, _)) => break,
+                    Some((Token::Identifier(s) | Token::Reserved(s), _)) if is_word(s) => {
+                        params.push(s.to_string());
+                        next += 1;
+                        match tokens.get(next) {
+                            Some((Token::Comma, _)) => next += 1,
+                            Some((Token::RightParen, _)) => {}
+                            Some((_, pos)) => return Err(bad_parameters(&fn_name, *pos)),
+                            None => return Err(bad_parameters(&fn_name, fn_token)),
+                        }
+                    }
+                    Some((_, pos)) => return Err(bad_parameters(&fn_name, *pos)),
+                    None => return Err(bad_parameters(&fn_name, fn_token)),
+                }
+            }
+            next += 1;
+        }
+        _ => return Err(not_a_fn(fn_token)),
+    }
+    let name_offset = text
+        .offset(name_pos, &fn_name)
+        .ok_or_else(|| error_at(name_pos, TOO_LARGE.to_string()))?;
+    // The wrapper replaces the annotation, on its first line; its other lines are blanked
+    // (their line endings stay). Indented so that its name stands in the fn's name column:
+    // an error in the header the wrapper repeats then points at the fn's own name.
+    let pad = if name_pos.line() == fn_token.line() {
+        pos_column(name_pos).saturating_sub("fn ".len() + 1)
+    } else {
+        0
+    };
+    let removed = &text.source[at_offset..end_offset];
+    let mut replacement = format!("{}{}", " ".repeat(pad), wrapper_source(&fn_name, &params));
+    for segment in removed.split_inclusive('\n').filter(|s| s.ends_with('\n')) {
+        replacement.push_str(if segment.ends_with("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
         });
-        out.wrapper_lines.push(line_no);
-        out.functions.push(AnnotatedFn {
-            name: fn_name,
+    }
+    let line_start = text.line_starts[line_no - 1];
+    let name_end = name_offset + fn_name.len();
+    Ok(Found {
+        function: AnnotatedFn {
+            name: fn_name.clone(),
             params,
             kind,
             options,
             annotation_line: line_no,
-            fn_line: fn_index + 1,
-        });
-        i = fn_index + 1;
+            fn_line: pos_line(fn_start),
+        },
+        shift: ColumnShift {
+            line: pos_line(name_pos),
+            from_column: pos_column(name_pos) + fn_name.chars().count(),
+            delta: IMPL_SUFFIX.len(),
+        },
+        edits: vec![
+            (line_start..end_offset, replacement),
+            (name_end..name_end, IMPL_SUFFIX.to_string()),
+        ],
+        next,
+    })
+}
+
+const TOO_LARGE: &str = "Cellar places annotations by line and column, which it cannot do past 65,535 lines in a cell or 65,535 characters in a line: split the cell or the line";
+
+fn bad_parameters(name: &str, pos: Position) -> AnnotationError {
+    AnnotationError {
+        line: pos_line(pos),
+        column: pos_column(pos),
+        message: format!(
+            "the parameter list of the cached fn `{name}` can hold only parameter names separated by commas, e.g. `fn {name}(url, limit)`"
+        ),
     }
-    out.source = lines.concat();
-    Ok(out)
+}
+
+/// A name or a reserved word (not a reserved symbol such as `@`).
+fn is_word(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+}
+
+fn kind_of(name: &str) -> Option<CacheKind> {
+    match name {
+        "cache_data" => Some(CacheKind::Data),
+        "cache_resource" => Some(CacheKind::Resource),
+        "cache" => Some(CacheKind::Legacy),
+        _ => None,
+    }
+}
+
+fn pos_line(pos: Position) -> usize {
+    pos.line().unwrap_or(1)
+}
+
+fn pos_column(pos: Position) -> usize {
+    pos.position().unwrap_or(1)
+}
+
+/// The index of the `)` closing the `(` at `open`.
+fn matching(tokens: &[(Token, Position)], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, (token, _)) in tokens.iter().enumerate().skip(open) {
+        match token {
+            Token::LeftParen | Token::LeftBracket | Token::LeftBrace | Token::MapStart => {
+                depth += 1;
+            }
+            Token::RightParen | Token::RightBracket | Token::RightBrace => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return (*token == Token::RightParen).then_some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The tokens of `source` with their positions (comments, which the tokenizer drops, and
+/// the end of input left out).
+fn lex(source: &str) -> Vec<(Token, Position)> {
+    let inputs = [source];
+    let (stream, control) = LEXER.lex(&inputs);
+    let mut tokens = Vec::new();
+    // Braces opened by `${` in a back-tick string, by depth: when one closes, the tokenizer
+    // goes back to reading text (what the parser tells it when it compiles).
+    let mut interpolations: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
+    let mut after_interpolation = false;
+    for (token, pos) in stream {
+        match &token {
+            Token::EOF => break,
+            Token::Comment(_) => continue,
+            Token::InterpolatedString(_) => {
+                after_interpolation = true;
+                tokens.push((token, pos));
+                continue;
+            }
+            Token::LeftBrace => {
+                depth += 1;
+                if after_interpolation {
+                    interpolations.push(depth);
+                }
+            }
+            Token::MapStart => depth += 1,
+            Token::RightBrace => {
+                if interpolations.last() == Some(&depth) {
+                    interpolations.pop();
+                    control.borrow_mut().is_within_text = true;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        after_interpolation = false;
+        tokens.push((token, pos));
+    }
+    tokens
+}
+
+/// The source, indexed by line, to turn token positions (1-based line, 1-based column in
+/// characters) into byte offsets.
+struct Text<'a> {
+    source: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Text<'a> {
+    fn new(source: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            source,
+            line_starts,
+        }
+    }
+
+    /// The byte offset of `pos`, if the text there starts with `expected`. Positions stop
+    /// counting at 65,535 lines and columns: past that they are `None`.
+    fn offset(&self, pos: Position, expected: &str) -> Option<usize> {
+        let line = pos.line()?;
+        let column = pos.position()?;
+        if line >= u16::MAX as usize || column >= u16::MAX as usize {
+            return None;
+        }
+        let start = *self.line_starts.get(line - 1)?;
+        let (within, _) = self.source[start..].char_indices().nth(column - 1)?;
+        let offset = start + within;
+        self.source[offset..]
+            .starts_with(expected)
+            .then_some(offset)
+    }
+
+    /// Whether only whitespace stands before `pos` on its line.
+    fn starts_line(&self, pos: Position) -> bool {
+        self.offset(pos, "").is_some_and(|offset| {
+            let start = self.line_starts[pos_line(pos) - 1];
+            self.source[start..offset].trim().is_empty()
+        })
+    }
+
+    /// The name written right after the `@` at `pos` (empty if none).
+    fn name_after(&self, pos: Position) -> String {
+        self.offset(pos, "@").map_or_else(String::new, |offset| {
+            self.source[offset + 1..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+    }
 }
 
 /// The wrapper that routes calls through the cache.
 fn wrapper_source(name: &str, params: &[String]) -> String {
     let list = params.join(", ");
     format!("fn {name}({list}) {{ __cellar_cached(\"{name}\", [{list}]) }}")
-}
-
-/// Reads `( ... )` after the annotation name, across lines, respecting string literals.
-/// Returns the text inside, and the line and byte column just past the `)` (or the name).
-fn read_args(
-    lines: &[String],
-    start: usize,
-    after_name: usize,
-) -> Result<(String, usize, usize), String> {
-    let first = &lines[start][after_name..];
-    if !first.trim_start().starts_with('(') {
-        return Ok((String::new(), start, after_name));
-    }
-    let mut depth = 0usize;
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    let mut text = String::new();
-    let mut line = start;
-    let mut col = after_name;
-    while line < lines.len() {
-        let bytes: Vec<(usize, char)> = lines[line][col..].char_indices().collect();
-        for (offset, c) in bytes {
-            if let Some(quote) = in_string {
-                text.push(c);
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == quote {
-                    in_string = None;
-                }
-                continue;
-            }
-            match c {
-                '"' | '`' | '\'' => {
-                    in_string = Some(c);
-                    text.push(c);
-                }
-                '(' => {
-                    if depth > 0 {
-                        text.push(c);
-                    }
-                    depth += 1;
-                }
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok((text, line, col + offset + 1));
-                    }
-                    text.push(c);
-                }
-                _ if depth > 0 => text.push(c),
-                _ => {}
-            }
-        }
-        line += 1;
-        col = 0;
-    }
-    Err("the annotation's '(' is never closed: add the matching ')'".to_string())
-}
-
-/// Parses `fn name(a, b) {` (optionally `private fn`), returning the name, the parameters,
-/// and the byte offset just past the name.
-fn parse_fn_header(line: &str) -> Option<(String, Vec<String>, usize)> {
-    let trimmed = line.trim_start();
-    let mut offset = line.len() - trimmed.len();
-    let mut rest = trimmed;
-    if let Some(r) = rest.strip_prefix("private") {
-        let r2 = r.trim_start();
-        offset += rest.len() - r2.len();
-        rest = r2;
-    }
-    let r = rest.strip_prefix("fn")?;
-    let r2 = r.trim_start();
-    if r2.len() == r.len() {
-        return None;
-    }
-    offset += rest.len() - r2.len();
-    let name: String = r2
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
-        .collect();
-    if name.is_empty() {
-        return None;
-    }
-    let name_end = offset + name.len();
-    let after = r2[name.len()..].trim_start().strip_prefix('(')?;
-    let close = after.find(')')?;
-    let params = after[..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    Some((name, params, name_end))
 }
 
 /// A parsed `key = value`.
@@ -730,6 +950,155 @@ mod tests {
                 .message
                 .contains("never closed")
         );
+    }
+
+    #[test]
+    fn an_at_sign_in_a_string_or_comment_is_not_an_annotation() {
+        let src = "markdown(`Tips:\n@cache_data(ttl = 60)\nkeeps results`);\nlet who = \"\n@alice\";\nlet s = `a ${1 + 2}\n@cache_resource\n${\"b\"}`;\n/* an example:\n@cache_data\nfn f() { 1 }\n*/\n// @cache_data\nlet raw = #\"\n@alice\"#;\n";
+        let out = preprocess(src).unwrap();
+        assert_eq!(out.source, src, "nothing rewritten");
+        assert!(out.functions.is_empty());
+        assert!(out.shifts.is_empty() && out.wrapper_lines.is_empty());
+    }
+
+    #[test]
+    fn an_annotation_after_a_string_with_an_at_line_is_still_found() {
+        let src = "markdown(`\n@alice`);\n@cache_data\nfn f(x) { x }\n";
+        let out = preprocess(src).unwrap();
+        assert_eq!(out.functions.len(), 1);
+        assert_eq!(out.functions[0].annotation_line, 3);
+        assert_eq!(
+            out.source,
+            "markdown(`\n@alice`);\nfn f(x) { __cellar_cached(\"f\", [x]) }\nfn f__cellar(x) { x }\n"
+        );
+    }
+
+    #[test]
+    fn a_parameter_list_may_span_lines() {
+        let src = "@cache_data(ttl = 60)\nfn load(\n    url,\n    limit, // how many\n    _conn,\n) {\n  url\n}\n";
+        let out = preprocess(src).unwrap();
+        assert_eq!(out.source.lines().count(), src.lines().count());
+        let lines: Vec<&str> = out.source.lines().collect();
+        assert_eq!(
+            lines[0],
+            "fn load(url, limit, _conn) { __cellar_cached(\"load\", [url, limit, _conn]) }"
+        );
+        assert_eq!(lines[1], "fn load__cellar(");
+        assert_eq!(&lines[2..], &src.lines().collect::<Vec<_>>()[2..]);
+        assert_eq!(out.functions[0].params, ["url", "limit", "_conn"]);
+        assert_eq!(out.functions[0].fn_line, 2);
+        assert_eq!(
+            out.shifts,
+            [ColumnShift {
+                line: 2,
+                from_column: 8,
+                delta: 8
+            }]
+        );
+    }
+
+    #[test]
+    fn the_wrapper_lines_up_with_the_fn_name_and_keeps_line_endings() {
+        let src = "\t@cache_resource(\r\n  ttl = \"1h\",\r\n)\r\n  /* c */\r\n  private fn pool() { 1 }\r\n";
+        let out = preprocess(src).unwrap();
+        assert_eq!(
+            out.source,
+            "          fn pool() { __cellar_cached(\"pool\", []) }\r\n\r\n\r\n  /* c */\r\n  private fn pool__cellar() { 1 }\r\n"
+        );
+        assert_eq!(out.functions[0].fn_line, 5);
+        assert_eq!(out.shifts[0].from_column, 18);
+    }
+
+    #[test]
+    fn non_ascii_text_keeps_columns_in_characters() {
+        let src = "let é = \"ü\"; write(é);\n@cache_data\n/* ü */ fn size(a) { \"ä\" }\n";
+        let out = preprocess(src).unwrap();
+        let lines: Vec<&str> = out.source.lines().collect();
+        assert_eq!(
+            lines[1],
+            "        fn size(a) { __cellar_cached(\"size\", [a]) }"
+        );
+        assert_eq!(lines[2], "/* ü */ fn size__cellar(a) { \"ä\" }");
+        assert_eq!(
+            out.shifts,
+            [ColumnShift {
+                line: 3,
+                from_column: 16,
+                delta: 8
+            }]
+        );
+    }
+
+    #[test]
+    fn annotations_not_at_the_top_level_or_not_alone_are_errors() {
+        let err = preprocess("if true {\n  @cache_data\n  fn f() { 1 }\n}\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 3));
+        assert!(
+            err.message.contains("top level of a cell"),
+            "{}",
+            err.message
+        );
+        let err = preprocess("let a = 1; @cache_data\nfn f() { 1 }\n").unwrap_err();
+        assert_eq!((err.line, err.column), (1, 12));
+        assert!(err.message.contains("on its own line"), "{}", err.message);
+        let err = preprocess("@cache_data(ttl = 1) fn f() { 1 }\n").unwrap_err();
+        assert_eq!((err.line, err.column), (1, 22));
+        assert!(err.message.contains("on its own line"), "{}", err.message);
+        // A comment after it is fine.
+        assert!(preprocess("@cache_data(ttl = 1) // an hour\nfn f() { 1 }\n").is_ok());
+    }
+
+    #[test]
+    fn a_malformed_parameter_list_points_at_the_problem() {
+        let err = preprocess("@cache_data\nfn f(a,\n  1) { a }\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 3));
+        assert!(err.message.contains("parameter names"), "{}", err.message);
+        let err = preprocess("@cache_data\nfn f(a, b\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = preprocess("@cache_data\nfn\n").unwrap_err();
+        assert!(err.message.contains("right above a fn"), "{}", err.message);
+        let err = preprocess("@cache_data\n").unwrap_err();
+        assert_eq!((err.line, err.column), (1, 1));
+        assert!(err.message.contains("right above a fn"), "{}", err.message);
+        let err = preprocess("@cache_data\n@cache_resource\nfn f() {}\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 1));
+    }
+
+    #[test]
+    fn errors_point_at_the_annotation() {
+        let err = preprocess("let a = 1;\n  @cache_data(tll = 60)\nfn f() {}\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 3));
+        let err = preprocess("\n@alice\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 1));
+        assert!(
+            err.message.contains("unknown annotation @alice"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_cell_too_long_for_rhai_positions_is_refused_not_misplaced() {
+        let src = format!("{}@cache_data\nfn f() {{ 1 }}\n", "\n".repeat(70_000));
+        let err = preprocess(&src).unwrap_err();
+        assert!(err.message.contains("65,535 lines"), "{}", err.message);
+        let plain = format!("{}write(\"@alice\");\n", "\n".repeat(70_000));
+        assert_eq!(preprocess(&plain).unwrap().source, plain);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_keeps_lines(text in "(@cache_data(\\(ttl ?= ?[0-9]\\)?)?|@[a-z]*|fn [a-z]+\\(|[a-z]+,?|\\)|\\{|\\}|`|\\$\\{|\"|/\\*|\\*/|//|;| |\r?\n|é){0,40}") {
+            if let Ok(out) = preprocess(&text) {
+                proptest::prop_assert_eq!(out.source.lines().count(), text.lines().count());
+                proptest::prop_assert_eq!(out.functions.len(), out.shifts.len());
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC*") {
+            let _ = preprocess(&text);
+        }
     }
 
     #[test]
