@@ -26,14 +26,23 @@ const DB: &str = "oracle_shop.db";
 enum CellSpec {
     Slider(u8),
     CsvRows,
-    Arith { from: usize, k: i64 },
-    CachedRows { from: usize },
-    Helper { from: usize },
+    Arith {
+        from: usize,
+        k: i64,
+    },
+    CachedRows {
+        from: usize,
+    },
+    Helper {
+        from: usize,
+    },
     DbCount,
     SqlOverFrame,
     SqlReadsFile,
     Const(i64),
-    AssignEarlier { target: usize },
+    AssignEarlier {
+        target: usize,
+    },
     Char,
     TryOptional,
     Button(u8),
@@ -41,6 +50,24 @@ enum CellSpec {
     PushShared,
     SharedLen,
     CatchFailingCached,
+    /// Fails when the number it divides by is a multiple of 3 (its variable then missing).
+    Divide {
+        from: usize,
+    },
+    /// Reads an earlier variable inside `try`: it may be missing.
+    TryRead {
+        target: usize,
+    },
+    /// An array and a closure that captured it.
+    Captured,
+    /// Pushes to an array a closure captured.
+    PushCaptured {
+        from: usize,
+    },
+    /// Calls a closure that captured an array.
+    CallClosure {
+        from: usize,
+    },
 }
 
 /// What changes in the world between two runs.
@@ -75,6 +102,11 @@ fn cell_spec() -> impl Strategy<Value = CellSpec> {
         Just(CellSpec::PushShared),
         Just(CellSpec::SharedLen),
         Just(CellSpec::CatchFailingCached),
+        (0usize..8).prop_map(|from| CellSpec::Divide { from }),
+        (0usize..8).prop_map(|target| CellSpec::TryRead { target }),
+        Just(CellSpec::Captured),
+        (0usize..8).prop_map(|from| CellSpec::PushCaptured { from }),
+        (0usize..8).prop_map(|from| CellSpec::CallClosure { from }),
     ]
 }
 
@@ -121,6 +153,8 @@ fn render(cells: &[CellSpec], helper_k: i64, annotated: bool) -> String {
     ));
     let mut numbers: Vec<String> = Vec::new();
     let mut all: Vec<String> = Vec::new();
+    // Arrays captured by closures, and the closures.
+    let mut captured: Vec<(String, String)> = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         let var = format!("v{i}");
         let pick = |from: &usize| {
@@ -179,12 +213,46 @@ fn render(cells: &[CellSpec], helper_k: i64, annotated: bool) -> String {
             CellSpec::CachedButton => (format!("let {var} = clicked();"), true),
             CellSpec::PushShared => (format!("shared_list().push({i});\nlet {var} = {i};"), true),
             CellSpec::SharedLen => (format!("let {var} = shared_list().len();"), true),
+            CellSpec::Divide { .. }
+            | CellSpec::TryRead { .. }
+            | CellSpec::Captured
+            | CellSpec::PushCaptured { .. }
+            | CellSpec::CallClosure { .. } => (String::new(), true),
             CellSpec::CatchFailingCached => (
                 format!(
                     "let {var} = 0;\ntry {{ {var} = always_fails({i}); }} catch (e) {{ {var} = 7; write(\"caught\"); }}"
                 ),
                 true,
             ),
+        };
+        let (code, numeric) = match cell {
+            CellSpec::Divide { from } => (format!("let {var} = 10 / ({} % 3);", pick(from)), true),
+            CellSpec::TryRead { target } => match numbers.get(target % numbers.len().max(1)) {
+                Some(target) => (
+                    format!("let {var} = -1;\ntry {{ {var} = {target}; }} catch {{ }}"),
+                    true,
+                ),
+                None => (format!("let {var} = -2;"), true),
+            },
+            CellSpec::Captured => {
+                captured.push((format!("a{i}"), format!("f{i}")));
+                (
+                    format!("let a{i} = [{i}];\nlet f{i} = || a{i};\nlet {var} = {i};"),
+                    true,
+                )
+            }
+            CellSpec::PushCaptured { from } => match captured.get(from % captured.len().max(1)) {
+                Some((array, _)) => (
+                    format!("{array}.push(1);\nlet {var} = {array}.len();"),
+                    true,
+                ),
+                None => (format!("let {var} = -3;"), true),
+            },
+            CellSpec::CallClosure { from } => match captured.get(from % captured.len().max(1)) {
+                Some((_, closure)) => (format!("let {var} = {closure}.call().len();"), true),
+                None => (format!("let {var} = -4;"), true),
+            },
+            _ => (code, numeric),
         };
         text.push_str(&format!("// %% Cell {i}\n{code}\n"));
         if numeric {
