@@ -155,7 +155,9 @@ pub fn run(args: RunArgs) -> ExitCode {
     registry.set_memory_budget(budget);
     let runtime = Runtime::with_cache(registry, dir);
     let options = RunOptions {
-        timeout: args.timeout.map(Duration::from_secs_f64),
+        timeout: args
+            .timeout
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
         notebook_dir: args.notebook.parent().map(Path::to_path_buf),
         cell_cache: !args.no_cell_cache,
         ..RunOptions::default()

@@ -208,6 +208,34 @@ fn timeout_stops_a_runaway_cell() {
     assert_eq!(lines[1]["text"], "after");
 }
 
+/// Issue 11, item 1: huge durations are errors or no limit, never a panic (exit 101).
+#[test]
+fn huge_durations_never_end_the_process() {
+    let nb = notebook(
+        "// %% Sleep\nsleep(1e20);\n// %% Ttl\n@cache_data(ttl = 1e20)\nfn a() { 1 }\n// %% Text ttl\n@cache_data(ttl = \"99999999999999999999d\")\nfn b() { 1 }\n// %% After\nwrite(\"after\");\n",
+    );
+    let output = cellar(&[
+        "run",
+        nb.path().to_str().unwrap(),
+        "--timeout",
+        "1e300",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let texts: Vec<String> = json_lines(&output)
+        .iter()
+        .map(|line| line["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        texts[0].contains("sleep(100000000000000000000) is longer than the clock can count"),
+        "{texts:?}"
+    );
+    assert!(texts[1].contains("is not a duration"), "{texts:?}");
+    assert!(texts[2].contains("is not a duration"), "{texts:?}");
+    assert_eq!(texts.last().unwrap(), "after");
+}
+
 #[test]
 fn parallel_sessions_each_run_every_time() {
     let nb = notebook("write(1);\n");

@@ -728,7 +728,7 @@ fn unknown_parameter(kind: CacheKind, key: &str, allowed: &[&str]) -> String {
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return seconds_to_duration(seconds);
     }
     let mut total = 0.0;
     let mut number = String::new();
@@ -754,19 +754,36 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         number.clear();
         saw_unit = true;
     }
-    (saw_unit && number.is_empty()).then(|| Duration::from_secs_f64(total))
+    if !(saw_unit && number.is_empty()) {
+        return None;
+    }
+    seconds_to_duration(total)
 }
+
+/// Seconds as a duration; `None` when negative, not a number, or beyond what a clock can
+/// add (`1e20`, `"99999999999999999999d"`), which would otherwise end the process.
+fn seconds_to_duration(seconds: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| d.as_secs() <= MAX_DURATION_SECS)
+}
+
+/// The longest duration Cellar takes (about 1000 years): longer ones mean "forever", which
+/// is what leaving `ttl` out says.
+const MAX_DURATION_SECS: u64 = 1000 * 365 * 86400;
 
 fn parse_ttl(value: &OptionValue) -> Result<Duration, String> {
     let parsed = match value {
-        OptionValue::Int(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
-        OptionValue::Float(f) if f.is_finite() && *f >= 0.0 => Some(Duration::from_secs_f64(*f)),
+        OptionValue::Int(n) if *n >= 0 => {
+            Some(Duration::from_secs(*n as u64)).filter(|d| d.as_secs() <= MAX_DURATION_SECS)
+        }
+        OptionValue::Float(f) => seconds_to_duration(*f),
         OptionValue::Str(s) => parse_duration(s),
         _ => None,
     };
     parsed.ok_or_else(|| {
         format!(
-            "ttl = {} is not a duration: use seconds (ttl = 3600, ttl = 0.5) or a string such as \"30s\", \"10m\", \"1h\", \"1d\"",
+            "ttl = {} is not a duration: use seconds (ttl = 3600, ttl = 0.5) or a string such as \"30s\", \"10m\", \"1h\", \"1d\", at most 1000 years (leave ttl out to keep entries until they are evicted)",
             value.describe()
         )
     })
@@ -1110,5 +1127,10 @@ mod tests {
         assert_eq!(parse_duration("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("forever"), None);
         assert_eq!(parse_duration("10"), Some(Duration::from_secs(10)));
+        // Issue 11, item 1: these used to end the process with a panic.
+        assert_eq!(parse_duration("1e20"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+        assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("NaN"), None);
     }
 }

@@ -466,7 +466,10 @@ impl Runtime {
         context::with(|ctx| ctx.recorder = Some(CellRecorder::default()));
         context::set_stop(Some(context::StopSignal {
             cancel: options.cancel.clone(),
-            deadline: options.timeout.map(|t| (Instant::now() + t, t)),
+            // A timeout past what the clock can count is no timeout.
+            deadline: options
+                .timeout
+                .and_then(|t| Some((Instant::now().checked_add(t)?, t))),
         }));
         let before = scope.len();
         let result = self.engine.run_ast_with_scope(

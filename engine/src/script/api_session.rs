@@ -47,7 +47,14 @@ fn sleep(seconds: f64) -> ScriptResult<()> {
             "sleep(seconds) takes a non-negative number, got {seconds}"
         )));
     }
-    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let Some(end) = Duration::try_from_secs_f64(seconds)
+        .ok()
+        .and_then(|d| Instant::now().checked_add(d))
+    else {
+        return Err(script_error(format!(
+            "sleep({seconds}) is longer than the clock can count; sleep for a shorter time"
+        )));
+    };
     loop {
         if let Some(reason) = stop_reason() {
             return Err(Box::new(rhai::EvalAltResult::ErrorTerminated(
