@@ -367,3 +367,14 @@ fn a_global_constant_read_keeps_a_cell_out_of_the_cache() {
         texts(&report)
     );
 }
+
+/// A resource can hand out code: the fns its implementation points to count as reached by
+/// the cells that use it (a random draw through a pointer from a resource is not frozen).
+#[test]
+fn a_fn_pointer_from_a_resource_is_followed() {
+    let mut h = Harness::default();
+    let nb = "// %% Lib\nfn draw() { random() }\n@cache_resource\nfn ops() { #{ tick: Fn(\"draw\") } }\n// %% Cell\nwrite(ops().tick.call());\n";
+    let a = cell_text(&h.run("A", nb), 1);
+    let b = cell_text(&h.run("A", nb), 1);
+    assert_ne!(a, b, "the draw was replayed");
+}

@@ -27,7 +27,16 @@ pub(crate) struct Reach {
 
 /// What the cell whose code is `cell` can reach; `library` holds every script fn of the
 /// notebook.
-pub(crate) fn reach(cell: &AST, library: &AST, table: &EffectTable) -> Reach {
+///
+/// `resources` maps each `@cache_resource` fn to its implementation: the walk stops at
+/// cached fns, but a resource can hand out code (a fn pointer in a map it returns), so the
+/// fns a resource's implementation points to count as reached by the cells that use it.
+pub(crate) fn reach(
+    cell: &AST,
+    library: &AST,
+    table: &EffectTable,
+    resources: &HashMap<String, String>,
+) -> Reach {
     let script_fns: HashSet<String> = library
         .iter_functions()
         .map(|f| f.name.to_string())
@@ -40,6 +49,7 @@ pub(crate) fn reach(cell: &AST, library: &AST, table: &EffectTable) -> Reach {
         library,
         &script_fns,
         table,
+        resources,
         &mut |name, ast| {
             catches_errors |= has_try(ast);
             fns.push(name.to_string());
@@ -68,6 +78,7 @@ fn uncovered_effect(
     library: &AST,
     script_fns: &HashSet<String>,
     table: &EffectTable,
+    resources: &HashMap<String, String>,
     on_fn: &mut dyn FnMut(&str, &AST),
 ) -> Option<String> {
     let mut queue: VecDeque<Reference> = references(statements, script_fns).into_iter().collect();
@@ -75,7 +86,7 @@ fn uncovered_effect(
     let mut bodies: HashMap<String, Vec<Reference>> = HashMap::new();
     while let Some(reference) = queue.pop_front() {
         let name = match reference {
-            Reference::Call(name) => name,
+            Reference::Call(name) | Reference::Pointer(name) => name,
             // `x in y` calls `contains`, which a notebook fn may define.
             Reference::Operator(name) if script_fns.contains(&name) => name,
             Reference::Operator(name) => {
@@ -110,6 +121,13 @@ fn uncovered_effect(
                     references(&only, script_fns)
                 });
                 queue.extend(found.iter().cloned());
+                if let Some(implementation) = resources.get(&name) {
+                    queue.extend(
+                        pointers_from(implementation, library, script_fns)
+                            .into_iter()
+                            .map(Reference::Call),
+                    );
+                }
             }
             // A script fn may shadow an API function of the same name for some arities only.
             if let Some(effect) = table.get(&name)
@@ -148,12 +166,40 @@ fn uncovered(name: &str, effect: Effect) -> Option<String> {
     }
 }
 
+/// The fns that code reachable from `start` makes pointers to (closures, `Fn("f")`, a bare
+/// fn name): what a value it returns may carry.
+fn pointers_from(start: &str, library: &AST, script_fns: &HashSet<String>) -> Vec<String> {
+    let mut pointers = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut queue = vec![start.to_string()];
+    while let Some(name) = queue.pop() {
+        if !script_fns.contains(&name) || !seen.insert(name.clone()) {
+            continue;
+        }
+        let mut only = library.clone_functions_only();
+        only.retain_functions(|_, _, n, _| n == name);
+        for reference in references(&only, script_fns) {
+            match reference {
+                Reference::Pointer(target) => {
+                    pointers.push(target.clone());
+                    queue.push(target);
+                }
+                Reference::Call(target) => queue.push(target),
+                _ => {}
+            }
+        }
+    }
+    pointers
+}
+
 /// Something a piece of code refers to that may run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Reference {
-    /// A function or method called by name (or pointed to by a literal `Fn("name")`, a
-    /// closure, or a bare fn name).
+    /// A function or method called by name.
     Call(String),
+    /// A pointer made to a fn (a literal `Fn("name")`, a closure, a bare fn name, a string
+    /// naming it): it may be called wherever the pointer goes.
+    Pointer(String),
     /// An operator (`+`, `==`, `in`).
     Operator(String),
     /// A property getter (`x.name`).
@@ -169,23 +215,23 @@ fn references(ast: &AST, script_fns: &HashSet<String>) -> Vec<Reference> {
         match path.last() {
             Some(ASTNode::Expr(Expr::FnCall(call, _) | Expr::MethodCall(call, _)))
             | Some(ASTNode::Stmt(Stmt::FnCall(call, _))) => note_call(call, &mut found),
+            // A closure, or a constant the optimizer folded (a map or array holding
+            // pointers or names of fns).
             Some(ASTNode::Expr(Expr::DynamicConstant(value, _))) => {
-                if let Some(pointer) = value.read_lock::<rhai::FnPtr>() {
-                    found.push(Reference::Call(pointer.fn_name().to_string()));
-                }
+                pointers_in(value, script_fns, &mut found);
             }
             // A bare fn name where a value is expected becomes a pointer to it.
             Some(ASTNode::Expr(Expr::Variable(variable, ..)))
                 if script_fns.contains(variable.1.as_str()) =>
             {
-                found.push(Reference::Call(variable.1.to_string()));
+                found.push(Reference::Pointer(variable.1.to_string()));
             }
             // A string naming a notebook fn may be called by name (`[1].map("f")`, Rhai's
             // older callbacks): take it as a call.
             Some(ASTNode::Expr(Expr::StringConstant(text, _)))
                 if script_fns.contains(text.as_str()) =>
             {
-                found.push(Reference::Call(text.to_string()));
+                found.push(Reference::Pointer(text.to_string()));
             }
             // `global::K` is read without the variable hook that traces reads.
             Some(ASTNode::Expr(Expr::Variable(variable, ..))) if !variable.2.is_empty() => {
@@ -208,6 +254,25 @@ fn references(ast: &AST, script_fns: &HashSet<String>) -> Vec<Reference> {
     found
 }
 
+/// The fn pointers (and strings naming notebook fns) inside a constant value.
+fn pointers_in(value: &rhai::Dynamic, script_fns: &HashSet<String>, found: &mut Vec<Reference>) {
+    if let Some(pointer) = value.read_lock::<rhai::FnPtr>() {
+        found.push(Reference::Pointer(pointer.fn_name().to_string()));
+    } else if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        if script_fns.contains(text.as_str()) {
+            found.push(Reference::Pointer(text.to_string()));
+        }
+    } else if let Some(array) = value.read_lock::<rhai::Array>() {
+        for item in array.iter() {
+            pointers_in(item, script_fns, found);
+        }
+    } else if let Some(map) = value.read_lock::<rhai::Map>() {
+        for item in map.values() {
+            pointers_in(item, script_fns, found);
+        }
+    }
+}
+
 fn note_call(call: &FnCallExpr, found: &mut Vec<Reference>) {
     let name = call.name.as_str();
     if call.op_token.is_some() {
@@ -217,7 +282,7 @@ fn note_call(call: &FnCallExpr, found: &mut Vec<Reference>) {
     match name {
         "Fn" => match call.args.first() {
             Some(Expr::StringConstant(target, _)) => {
-                found.push(Reference::Call(target.to_string()));
+                found.push(Reference::Pointer(target.to_string()));
             }
             _ => found.push(Reference::Dynamic(
                 "makes a function pointer from a computed name (`Fn(...)`), so which function runs is known only at run time".to_string(),
@@ -243,7 +308,7 @@ mod tests {
             .compile(library)
             .unwrap()
             .merge(&cell_ast.clone_functions_only());
-        super::reach(&cell_ast, &library_ast, &table).uncovered
+        super::reach(&cell_ast, &library_ast, &table, &HashMap::new()).uncovered
     }
 
     #[test]
@@ -303,7 +368,7 @@ mod tests {
         let table = EffectTable::standard();
         let ast = engine.compile("write(fetch_prices());").unwrap();
         assert!(
-            reach(&ast, &ast, &table)
+            reach(&ast, &ast, &table, &HashMap::new())
                 .uncovered
                 .unwrap()
                 .contains("declares no effect")
@@ -331,8 +396,32 @@ mod tests {
             .compile("fn careful() { try { risky() } catch { 0 } } fn risky() { throw 1; }")
             .unwrap();
         let cell = engine.compile("write(careful());").unwrap();
-        assert!(reach(&cell, &library, &table).catches_errors);
+        assert!(reach(&cell, &library, &table, &HashMap::new()).catches_errors);
         let plain = engine.compile("write(1);").unwrap();
-        assert!(!reach(&plain, &library, &table).catches_errors);
+        assert!(!reach(&plain, &library, &table, &HashMap::new()).catches_errors);
+    }
+
+    #[test]
+    fn code_a_resource_hands_out_counts_as_reached() {
+        let engine = crate::script::build_engine();
+        let table = EffectTable::standard();
+        let library = engine
+            .compile(
+                "fn clock() { now() } fn ops() { __cellar_cached(\"ops\", []) } \
+                 fn ops__cellar() { #{ tick: Fn(\"clock\") } }",
+            )
+            .unwrap();
+        let cell = engine.compile("write(ops().tick.call());").unwrap();
+        let resources = HashMap::from([("ops".to_string(), "ops__cellar".to_string())]);
+        assert!(
+            reach(&cell, &library, &table, &resources)
+                .uncovered
+                .is_some_and(|r| r.contains("now"))
+        );
+        // A data fn's value cannot hold a pointer: its implementation stays its own business.
+        assert_eq!(
+            reach(&cell, &library, &table, &HashMap::new()).uncovered,
+            None
+        );
     }
 }

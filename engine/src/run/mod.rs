@@ -587,8 +587,19 @@ impl Runtime {
         }
         let effects = self.effect_table();
         let layout = notebook_layout_hash(notebook);
+        let resources: HashMap<String, String> = functions
+            .values()
+            // The deprecated @cache keeps anything that is not data as a shared object.
+            .filter(|spec: &&CachedFnSpec| {
+                matches!(
+                    spec.annotated.kind,
+                    crate::cache::CacheKind::Resource | crate::cache::CacheKind::Legacy
+                )
+            })
+            .map(|spec| (spec.annotated.name.clone(), spec.impl_name.clone()))
+            .collect();
         for cell in cells.iter_mut().flatten() {
-            let reach = reach(&cell.ast, &library, &effects);
+            let reach = reach(&cell.ast, &library, &effects, &resources);
             cell.uncovered = reach.uncovered;
             // An annotation edit (ttl, allow_widgets, data to resource) changes what a call
             // of the fn does: the cells that reach it run again.
