@@ -1,6 +1,7 @@
 //! The headless CLI: `cellar run NOTEBOOK` runs a notebook without a window and prints every
 //! element, as text or as one JSON object per line.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cellar_engine::cache::{CacheKind, CacheRegistry, FunctionStats, SystemClock};
-use cellar_engine::{Element, Notebook, Payload, RunOptions, Runtime, Session, WidgetValue};
+use cellar_engine::{
+    Element, Notebook, Payload, RunOptions, Runtime, Session, WidgetValue, widgets,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use parking_lot::Mutex;
 
@@ -94,6 +97,23 @@ fn parse_set(raw: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A warning for each `--set` label that no widget of the runs had, naming the nearest label:
+/// `--set Rowz=9: no widget is labelled "Rowz"; did you mean "Rows to show"?`. A label set
+/// twice is warned about once.
+fn unmatched_sets(sets: &[(String, String)], shown: &BTreeSet<String>) -> Vec<String> {
+    let mut warned = BTreeSet::new();
+    sets.iter()
+        .filter(|(label, _)| !shown.contains(label) && warned.insert(label.clone()))
+        .map(|(label, value)| {
+            let hint = match widgets::nearest_label(label, shown.iter().map(String::as_str)) {
+                Some(nearest) => format!("did you mean {nearest:?}?"),
+                None => "the notebook shows no widgets".to_string(),
+            };
+            format!("--set {label}={value}: no widget is labelled {label:?}; {hint}")
+        })
+        .collect()
+}
+
 /// The cache folder: `--cache-dir`, else `$CELLAR_CACHE_DIR`, else `__cellar__/cache` beside
 /// the notebook.
 pub fn cache_dir(flag: Option<&Path>, notebook: &Path) -> Option<PathBuf> {
@@ -173,11 +193,16 @@ pub fn run(args: RunArgs) -> ExitCode {
         .collect();
 
     let failed = Mutex::new(false);
+    // The labels of the widgets shown in any run, to catch a `--set` that reaches none.
+    let shown_labels: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let run_session = |session: &mut Session, run: u32| {
         let name = session.name.clone();
         let report = runtime.run(&notebook, session, &options, &mut |cell| {
             for element in &cell.elements {
                 printer.element(&name, run, cell.index, &cell.title, element);
+                if let Payload::Widget(widget) = &element.payload {
+                    shown_labels.lock().insert(widget.label.clone());
+                }
             }
             if args.explain {
                 let status = serde_json::json!({
@@ -227,6 +252,9 @@ pub fn run(args: RunArgs) -> ExitCode {
                 run_session(session, run);
             }
         }
+    }
+    for warning in unmatched_sets(&args.set, &shown_labels.lock()) {
+        printer.warning(&warning);
     }
     if *failed.lock() {
         ExitCode::from(1)
@@ -402,6 +430,6 @@ fn widget_json(value: &WidgetValue) -> serde_json::Value {
         WidgetValue::Int(i) => serde_json::json!(i),
         WidgetValue::Float(f) => serde_json::json!(f),
         WidgetValue::Bool(b) => serde_json::json!(b),
-        WidgetValue::Text(t) => serde_json::json!(t),
+        WidgetValue::Text(t) | WidgetValue::Raw(t) => serde_json::json!(t),
     }
 }

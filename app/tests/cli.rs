@@ -459,3 +459,170 @@ fn a_memory_budget_evicts_the_least_recently_used_and_explain_says_so() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("512MB"));
 }
+
+/// The warning lines of a JSON run.
+fn warnings(output: &Output) -> Vec<String> {
+    all_json_lines(output)
+        .iter()
+        .filter(|l| l["kind"] == "warning")
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The value a widget showed in a JSON run.
+fn widget_value(output: &Output, label: &str) -> serde_json::Value {
+    json_lines(output)
+        .into_iter()
+        .find(|l| l["label"] == label)
+        .unwrap_or_else(|| panic!("no widget {label}"))["value"]
+        .clone()
+}
+
+/// Issue 11, item 7: a `--set` label that no widget has is a warning naming the nearest.
+#[test]
+fn a_set_label_that_no_widget_has_warns_naming_the_nearest() {
+    let output = cellar(&[
+        "run",
+        "samples/tour.rhai",
+        "--format",
+        "json",
+        "--set",
+        "Rowz=9",
+        "--set",
+        "Rows to show=7",
+        "--set",
+        "Rowz=8",
+    ]);
+    assert!(output.status.success(), "the exit code is unchanged");
+    assert_eq!(
+        warnings(&output),
+        ["--set Rowz=9: no widget is labelled \"Rowz\"; did you mean \"Rows to show\"?"]
+    );
+    assert_eq!(widget_value(&output, "Rows to show"), 7);
+    let text = cellar(&["run", "samples/tour.rhai", "--set", "rows to show=3"]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.ends_with(
+            "warning: --set rows to show=3: no widget is labelled \"rows to show\"; did you mean \"Rows to show\"?\n"
+        ),
+        "{stdout}"
+    );
+    let none = notebook("write(1);\n");
+    let output = cellar(&[
+        "run",
+        none.path().to_str().unwrap(),
+        "--set",
+        "Rows=2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        warnings(&output),
+        ["--set Rows=2: no widget is labelled \"Rows\"; the notebook shows no widgets"]
+    );
+}
+
+/// Issue 11, item 8: a `--set` value is read as the widget shows its values.
+#[test]
+fn set_values_are_read_as_the_widget_shows_them() {
+    let nb = notebook(
+        "let zip = text_input(\"ZIP\", \"00000\");\nlet v = selectbox(\"Version\", [\"1.1\", \"1.10\"]);\nlet n = selectbox(\"Numbers\", [1.1, 1.10, 2]);\nlet f = selectbox(\"Factor\", [1.0, 2.5], 1);\nlet big = number_input(\"Big\", 0);\nwrite(`${zip}|${v}|${n}|${f}|${big}`);\n",
+    );
+    let output = cellar(&[
+        "run",
+        nb.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--set",
+        "ZIP=02134",
+        "--set",
+        "Version=1.10",
+        "--set",
+        "Numbers=2",
+        "--set",
+        "Factor=1.0",
+        "--set",
+        "Big=9007199254740993",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(warnings(&output), Vec::<String>::new());
+    assert_eq!(widget_value(&output, "ZIP"), "02134");
+    assert_eq!(widget_value(&output, "Version"), "1.10");
+    assert_eq!(widget_value(&output, "Numbers"), "2");
+    assert_eq!(widget_value(&output, "Factor"), "1.0");
+    assert_eq!(widget_value(&output, "Big"), 9_007_199_254_740_993_i64);
+    let write = json_lines(&output)
+        .into_iter()
+        .find(|l| l["kind"] == "write")
+        .unwrap();
+    assert_eq!(write["text"], "02134|1.10|2|1.0|9007199254740993");
+    // The same text typed differently is a different value: no stale cell cache hit.
+    let output = cellar(&[
+        "run",
+        nb.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--set",
+        "ZIP=2134",
+        "--set",
+        "Version=1.1",
+    ]);
+    assert_eq!(widget_value(&output, "ZIP"), "2134");
+    assert_eq!(widget_value(&output, "Version"), "1.1");
+}
+
+/// Issue 11, item 8: out-of-range and non-finite numbers are refused with a warning that says
+/// what the widget takes and which value it uses instead; nothing saturates.
+#[test]
+fn set_numbers_out_of_range_or_not_finite_warn_and_use_the_default() {
+    let nb = notebook(
+        "// %% Widgets\nlet rows = slider(\"Rows\", 1, 10, 5);\nlet price = number_input(\"Price\", 1.5);\nlet count = number_input(\"Count\", 0);\nlet share = slider(\"Share\", 0.0, 1.0, 0.5);\nlet pick = selectbox(\"Pick\", [\"a\", \"b\"]);\nlet show = checkbox(\"Show\");\nwrite(`${rows} ${price} ${count} ${share} ${pick} ${show}`);\n// %% After\nwrite(\"after\");\n",
+    );
+    let run = |sets: &[&str]| {
+        let mut args = vec!["run", nb.path().to_str().unwrap(), "--format", "json"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let output = cellar(&args);
+        assert!(output.status.success(), "{output:?}");
+        let writes: Vec<String> = json_lines(&output)
+            .iter()
+            .filter(|l| l["kind"] == "write")
+            .map(|l| l["text"].as_str().unwrap().to_string())
+            .collect();
+        (warnings(&output), writes)
+    };
+    let (warnings, writes) = run(&[
+        "Rows=99",
+        "Price=nan",
+        "Count=99999999999999999999",
+        "Share=inf",
+        "Pick=c",
+        "Show=maybe",
+    ]);
+    assert_eq!(
+        warnings,
+        [
+            "value 99 for slider `Rows` ignored: out of range (expected an integer from 1 to 10); using the default 5",
+            "value nan for number_input `Price` ignored: expected a finite number; using the default 1.5",
+            "value 99999999999999999999 for number_input `Count` ignored: out of range (expected an integer from -9223372036854775808 to 9223372036854775807); using the default 0",
+            "value inf for slider `Share` ignored: expected a finite number from 0.0 to 1.0; using the default 0.5",
+            "value \"c\" for selectbox `Pick` ignored: expected one of \"a\", \"b\"; using the default \"a\"",
+            "value \"maybe\" for checkbox `Show` ignored: expected true or false; using the default false",
+        ]
+    );
+    assert_eq!(writes, ["5 1.5 0 0.5 a false", "after"]);
+    let (warnings, writes) = run(&["Rows=2.5", "Price=-inf", "Count=abc", "Share=0.25"]);
+    assert_eq!(
+        warnings,
+        [
+            "value 2.5 for slider `Rows` ignored: expected an integer from 1 to 10; using the default 5",
+            "value -inf for number_input `Price` ignored: expected a finite number; using the default 1.5",
+            "value \"abc\" for number_input `Count` ignored: expected an integer; using the default 0",
+        ]
+    );
+    assert_eq!(writes, ["5 1.5 0 0.25 a false", "after"]);
+    let (warnings, writes) = run(&["Rows=10", "Price=2", "Count=-3", "Show=on"]);
+    assert_eq!(warnings, Vec::<String>::new());
+    assert_eq!(writes, ["10 2.0 -3 0.5 a true", "after"]);
+}
