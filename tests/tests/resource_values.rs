@@ -414,22 +414,41 @@ fn a_shared_connection_behaves_like_the_connection() {
 }
 
 #[test]
-fn the_type_name_is_the_handles_and_get_is_a_plain_copy() {
-    // `type_of` reads the Rust type of its argument before any function is looked up: it
-    // cannot see through the handle. `r.get()` is the plain value, a copy.
+fn type_of_names_the_held_value_and_get_is_a_plain_copy() {
+    // Rhai answers `type_of` from the Rust type before looking up any function; Cellar reads
+    // the keyword as its own function, which looks through the handle.
     let nb = r#"
 @cache_resource
 fn held() { [1, 2] }
+@cache_resource
+fn dict() { #{a: 1} }
+@cache_resource
+fn frame() { sql("SELECT 1 AS x") }
 let r = held();
 write(type_of(r));
+write(r.type_of());
+write(type_of(dict()));
+write(type_of(frame()));
 write(type_of(r.get()));
+write(type_of(1) + " " + type_of("type_of"));
 let copy = r.get();
 copy.push(3);
 write(`${r.len()} ${copy.len()}`);
 "#;
     let report = run_once(nb);
     assert_eq!(errors(&report), Vec::<String>::new());
-    assert_eq!(texts(&report), ["Resource", "array", "2 3"]);
+    assert_eq!(
+        texts(&report),
+        [
+            "array",
+            "array",
+            "map",
+            "DataFrame",
+            "array",
+            "i64 string",
+            "2 3"
+        ]
+    );
 }
 
 /// One resource per kind of value, changed through every kind of write.

@@ -331,10 +331,9 @@ fn call_on_value(
         )
         .into());
     }
-    // A string may name a script fn too (`r.sort("cmp")`, Rhai's older callbacks).
     let runs_script = rest
         .iter()
-        .any(|a| a.is_fnptr() || a.is_string() || a.is::<ResourceHandle>());
+        .any(|a| a.is_fnptr() || a.is::<ResourceHandle>());
     if !runs_script {
         // Native code only: in place, under the lock, so concurrent writers queue.
         return handle.write(|value| {
@@ -461,8 +460,31 @@ fn fail(err: crate::error::CellarError) -> Box<EvalAltResult> {
     script_error(err)
 }
 
+/// What `type_of` is read as: Rhai answers `type_of` itself from the Rust type, which for
+/// a shared resource is the handle's; this answers with the type of the value it holds.
+pub(crate) const TYPE_OF: &str = "__cellar_type_of";
+
 pub(super) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ResourceHandle>("Resource");
+    // `type_of` is a keyword Rhai evaluates before looking up any function: the tokenizer
+    // hands it over as a call of our own function instead. (`on_parse_token` is marked
+    // volatile, not deprecated, by Rhai; it is the hook for exactly this.)
+    #[allow(deprecated)]
+    engine.on_parse_token(|token, _, _| match token {
+        rhai::Token::Reserved(name) | rhai::Token::Identifier(name)
+            if name.as_str() == "type_of" =>
+        {
+            rhai::Token::Identifier(Box::new(TYPE_OF.into()))
+        }
+        other => other,
+    });
+    engine.register_fn(TYPE_OF, |ctx: rhai::NativeCallContext, value: Dynamic| {
+        let held = match value.read_lock::<ResourceHandle>() {
+            Some(handle) => handle.snapshot(),
+            None => value.clone(),
+        };
+        ctx.engine().map_type_name(held.type_name()).to_string()
+    });
 
     // Every function the engine has, forwarded where a handle stands for its value. Read
     // before anything below is registered, so only the engine's own functions are listed.

@@ -126,6 +126,7 @@ const DECLARED: &[(&str, Effect)] = &[
     ("index$set$", Effect::Pure),
     // The cache.
     ("__cellar_cached", Effect::Traced),
+    ("__cellar_type_of", Effect::Pure),
     ("cache_clear", Effect::WritesOutside("clears the cache")),
     (
         "cache_data_clear",
