@@ -163,6 +163,39 @@ impl InFlight {
     }
 }
 
+/// Aborts an in-flight computation when dropped, unless told it completed: see
+/// [`CacheRegistry::compute_guard`].
+#[must_use = "dropping the guard aborts the computation"]
+pub struct ComputeGuard<'a> {
+    registry: &'a CacheRegistry,
+    function: String,
+    key: u128,
+    /// The marker this computation put in flight (`None`: there was none to guard).
+    flight: Option<Arc<InFlight>>,
+}
+
+impl ComputeGuard<'_> {
+    /// The computation was stored with [`CacheRegistry::complete`] (or given up with
+    /// [`CacheRegistry::abort`]): nothing is left to undo.
+    pub fn completed(mut self) {
+        self.flight = None;
+    }
+
+    /// Gives the computation up now: waiters wake and try again.
+    pub fn abort(self) {
+        // Dropping does it.
+    }
+}
+
+impl Drop for ComputeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(flight) = self.flight.take() {
+            self.registry
+                .abort_flight(&self.function, self.key, &flight);
+        }
+    }
+}
+
 /// What `begin` found.
 pub enum Begin {
     /// Served from the cache: the value and the elements to replay.
@@ -589,6 +622,42 @@ impl CacheRegistry {
         {
             flight.finish();
         }
+    }
+
+    /// Ties the computation this thread just began (after [`Begin::Compute`]) to a guard:
+    /// if the guard is dropped before [`ComputeGuard::completed`] (an early return, an error
+    /// the caller forgot, a panic unwinding through user code), the computation is aborted
+    /// and its waiters wake and try again. Compute-once never leaves anyone waiting forever.
+    pub fn compute_guard(&self, function: &str, key: u128) -> ComputeGuard<'_> {
+        let flight = self
+            .state
+            .lock()
+            .functions
+            .get(function)
+            .and_then(|f| f.in_flight.get(&key))
+            .filter(|flight| flight.owner == std::thread::current().id())
+            .cloned();
+        ComputeGuard {
+            registry: self,
+            function: function.to_string(),
+            key,
+            flight,
+        }
+    }
+
+    /// Aborts the computation `flight` of `key`, if it is still the one in flight (not one
+    /// that another caller began after it ended).
+    fn abort_flight(&self, function: &str, key: u128, flight: &Arc<InFlight>) {
+        let mut state = self.state.lock();
+        if let Some(f) = state.functions.get_mut(function)
+            && f.in_flight
+                .get(&key)
+                .is_some_and(|held| Arc::ptr_eq(held, flight))
+        {
+            f.in_flight.remove(&key);
+        }
+        drop(state);
+        flight.finish();
     }
 
     /// Removes one entry for `cause` (e.g. `validate` said no, or the panel's clear button).

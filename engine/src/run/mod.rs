@@ -351,62 +351,77 @@ impl Runtime {
             }
             context::with(|ctx| ctx.cell = index);
             let mut status = CellStatus::Failed;
-            let error = match &compiled.cells[index] {
-                Err(err) => Some(err.clone()),
-                Ok(compiled_cell) => {
-                    let name = cell.label(index);
-                    let policy = cell_policy(compiled_cell.code_hash);
-                    let lookup = if cell.cache_disabled()
-                        || !options.cell_cache
-                        || compiled_cell.uncovered.is_some()
-                    {
-                        CellLookup::Run(None)
-                    } else {
-                        self.look_up_cell(
-                            &name,
-                            &policy,
-                            compiled_cell.code_hash,
-                            &scope,
-                            options,
-                            &compiled,
-                        )
-                    };
-                    match lookup {
-                        CellLookup::Hit(outputs, elements) => {
-                            restore_cell(&mut scope, index, &outputs, elements);
-                            status = CellStatus::Hit;
-                            None
-                        }
-                        CellLookup::Run(miss) => {
-                            let (error, ran) = self.run_cell(
-                                &mut scope,
-                                index,
-                                compiled_cell,
-                                &compiled,
-                                options,
-                                notebook,
-                                &failed_definitions,
-                            );
-                            if error.is_none() {
-                                status = if options.cell_cache {
-                                    let mut ran = ran;
-                                    if let Some(reason) = &compiled_cell.uncovered {
-                                        ran.refuse(reason);
-                                    }
-                                    self.finish_cell(&name, &policy, cell, miss, ran)
-                                } else {
-                                    CellStatus::NotCached {
-                                        reason: "cell caching is off".into(),
-                                    }
-                                };
+            let scope_before = scope.len();
+            // `run_cell` turns a panic in the script into the cell's error; this catches one
+            // anywhere else in the cell's turn (the cell cache's look-up, a `validate` fn it
+            // calls, storing the cell), so no cell ends the run.
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    match &compiled.cells[index] {
+                        Err(err) => Some(err.clone()),
+                        Ok(compiled_cell) => {
+                            let name = cell.label(index);
+                            let policy = cell_policy(compiled_cell.code_hash);
+                            let lookup = if cell.cache_disabled()
+                                || !options.cell_cache
+                                || compiled_cell.uncovered.is_some()
+                            {
+                                CellLookup::Run(None)
                             } else {
-                                self.note_failed_cell(&name, &policy, miss);
+                                self.look_up_cell(
+                                    &name,
+                                    &policy,
+                                    compiled_cell.code_hash,
+                                    &scope,
+                                    options,
+                                    &compiled,
+                                )
+                            };
+                            match lookup {
+                                CellLookup::Hit(outputs, elements) => {
+                                    restore_cell(&mut scope, index, &outputs, elements);
+                                    status = CellStatus::Hit;
+                                    None
+                                }
+                                CellLookup::Run(miss) => {
+                                    let (error, ran) = self.run_cell(
+                                        &mut scope,
+                                        index,
+                                        compiled_cell,
+                                        &compiled,
+                                        options,
+                                        notebook,
+                                        &failed_definitions,
+                                    );
+                                    if error.is_none() {
+                                        status = if options.cell_cache {
+                                            let mut ran = ran;
+                                            if let Some(reason) = &compiled_cell.uncovered {
+                                                ran.refuse(reason);
+                                            }
+                                            self.finish_cell(&name, &policy, cell, miss, ran)
+                                        } else {
+                                            CellStatus::NotCached {
+                                                reason: "cell caching is off".into(),
+                                            }
+                                        };
+                                    } else {
+                                        self.note_failed_cell(&name, &policy, miss);
+                                    }
+                                    error
+                                }
                             }
-                            error
                         }
                     }
-                }
-            };
+                }));
+            let error = outcome.unwrap_or_else(|payload| {
+                context::set_stop(None);
+                context::recover_from_panic();
+                context::with(|ctx| ctx.recorder = None);
+                scope.rewind(scope_before.max(1));
+                status = CellStatus::Failed;
+                Some(internal_error(notebook, index, payload.as_ref()))
+            });
             if error.is_some() {
                 for name in top_level_definitions(&cell.source) {
                     failed_definitions.insert(name, index);
@@ -472,21 +487,37 @@ impl Runtime {
                 .and_then(|t| Some((Instant::now().checked_add(t)?, t))),
         }));
         let before = scope.len();
-        let result = self.engine.run_ast_with_scope(
-            scope,
-            &compiled
-                .library
-                .merge(&compiled_cell.ast.clone_statements_only()),
-        );
+        let ast = compiled
+            .library
+            .merge(&compiled_cell.ast.clone_statements_only());
+        // A panic in native code (a bug in Cellar, polars or an embedder's function) is this
+        // cell's error: the session, and the other sessions of the process, go on. The
+        // engine is shared and immutable, and what this run's thread-local context held
+        // for the cell is reset below, so nothing half-done survives the cell.
+        script::mark_stack_base(true);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.engine.run_ast_with_scope(scope, &ast)
+        }));
+        script::mark_stack_base(false);
         context::set_stop(None);
+        if outcome.is_err() {
+            context::recover_from_panic();
+        }
         let recorder = context::with(|ctx| ctx.recorder.take())
             .flatten()
             .unwrap_or_default();
-        let error = result.err().map(|err| {
-            // A failed cell defines nothing: later cells see its variables as missing.
-            scope.rewind(before.max(1));
-            self.runtime_error(notebook, index, &err, compiled, failed_definitions)
-        });
+        let error = match outcome {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => {
+                // A failed cell defines nothing: later cells see its variables as missing.
+                scope.rewind(before.max(1));
+                Some(self.runtime_error(notebook, index, &err, compiled, failed_definitions))
+            }
+            Err(payload) => {
+                scope.rewind(before.max(1));
+                Some(internal_error(notebook, index, payload.as_ref()))
+            }
+        };
         (error, RanCell::judge(scope, before, index, recorder))
     }
 
@@ -657,6 +688,8 @@ impl Runtime {
         }
         let mut position = innermost.position();
         let mut message = match innermost {
+            // A limit (call depth, operations, a size): say which, and how to raise it.
+            other if let Some(message) = script::limit_message(other, &self.engine) => message,
             EvalAltResult::ErrorTerminated(reason, _) => reason_text(reason),
             EvalAltResult::ErrorRuntime(value, _) => crate::script::display(value),
             EvalAltResult::ErrorVariableNotFound(name, _) => match failed_definitions.get(name) {
@@ -750,6 +783,27 @@ fn top_level_definitions(source: &str) -> Vec<String> {
             (!name.is_empty()).then_some(name)
         })
         .collect()
+}
+
+/// The error of a cell during which native code panicked: what the panic said (its
+/// payload is text for `panic!` with a message), and that it is a bug to report.
+fn internal_error(
+    notebook: &Notebook,
+    index: usize,
+    payload: &(dyn std::any::Any + Send),
+) -> CellError {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    CellError {
+        cell: index,
+        cell_label: notebook.cells[index].label(index),
+        line: None,
+        column: None,
+        message: format!("internal error: {text} — please report it; the run went on"),
+    }
 }
 
 fn reason_text(reason: &Dynamic) -> String {

@@ -341,6 +341,10 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
             Begin::Compute(reason) => break reason,
         }
     };
+    // This thread computes the key now: whatever happens until it is stored (an error, an
+    // early return, a panic unwinding through user code), the guard aborts the in-flight
+    // marker unless told the value was stored, so callers waiting for it wake and retry.
+    let guard = registry.compute_guard(name, call.key);
     let mut reason = match file_changed {
         Some(change) => MissReason::Described(change),
         None => reason,
@@ -379,6 +383,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                             entry.elements.clone(),
                             entry.created,
                         );
+                        guard.completed();
                         if !entry.files.is_empty() {
                             registry.set_files(name, call.key, entry.files.clone());
                         }
@@ -443,7 +448,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     let returned = match result {
         Ok(value) => value,
         Err(err) => {
-            registry.abort(name, call.key);
+            guard.abort();
             // Not stored, so the next run computes again: a cell that caught this error
             // must run again too.
             context::note_failure(&format!("`{name}` failed"));
@@ -464,7 +469,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                 StoredValue::Resource(ResourceHandle::new(name, returned.clone()))
             }
             Err(not_data) => {
-                registry.abort(name, call.key);
+                guard.abort();
                 return Err(script_error(format!(
                     "`{name}` returned a {}, which @cache_data cannot store: it keeps only data (numbers, strings, arrays, maps, DataFrames) and hands out copies. Use @cache_resource for connections, models and other shared objects",
                     not_data.type_name
@@ -508,6 +513,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         recorded.clone(),
         false,
     );
+    guard.completed();
     // A resource is one shared object (a connection to a database that changes all the
     // time): only data entries are tied to the files they were computed from.
     if matches!(stored, StoredValue::Data(_)) && !files.is_empty() {

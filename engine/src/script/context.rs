@@ -195,6 +195,13 @@ pub(crate) fn log(text: &str) {
     }
 }
 
+/// After a panic unwound through the running cell: the cached fns that were computing are
+/// not any more (their in-flight entries were aborted by their guards), so what later cells
+/// read is traced as theirs again. The recorder and the stop signal are the caller's.
+pub(crate) fn recover_from_panic() {
+    with(|ctx| ctx.computing.clear());
+}
+
 /// Sets (or clears) what stops the cell running on this thread.
 pub(crate) fn set_stop(signal: Option<StopSignal>) {
     STOP.with(|s| *s.borrow_mut() = signal);
