@@ -14,10 +14,11 @@
 //! Renaming shifts the columns after the name on the `fn` line; [`ColumnShift`] records it so
 //! errors still point at the right column.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use rhai::{Engine, Position, Token};
+use rhai::{Position, Token};
+
+use super::tokens::lex;
 
 /// The suffix of the renamed implementation of a cached function.
 pub const IMPL_SUFFIX: &str = "__cellar";
@@ -170,10 +171,6 @@ const LEGACY_PARAMS: &[&str] = &[
     "suppress_st_warning",
     "hash_funcs",
 ];
-
-/// A bare engine, used only to tokenize (the notebook engine registers no custom syntax or
-/// operators, so both tokenize alike).
-static LEXER: LazyLock<Engine> = LazyLock::new(Engine::new_raw);
 
 /// Rewrites the annotations in `source`. Lines are numbered from 1 within `source`.
 ///
@@ -491,48 +488,6 @@ fn matching(tokens: &[(Token, Position)], open: usize) -> Option<usize> {
         }
     }
     None
-}
-
-/// The tokens of `source` with their positions (comments, which the tokenizer drops, and
-/// the end of input left out).
-fn lex(source: &str) -> Vec<(Token, Position)> {
-    let inputs = [source];
-    let (stream, control) = LEXER.lex(&inputs);
-    let mut tokens = Vec::new();
-    // Braces opened by `${` in a back-tick string, by depth: when one closes, the tokenizer
-    // goes back to reading text (what the parser tells it when it compiles).
-    let mut interpolations: Vec<usize> = Vec::new();
-    let mut depth = 0usize;
-    let mut after_interpolation = false;
-    for (token, pos) in stream {
-        match &token {
-            Token::EOF => break,
-            Token::Comment(_) => continue,
-            Token::InterpolatedString(_) => {
-                after_interpolation = true;
-                tokens.push((token, pos));
-                continue;
-            }
-            Token::LeftBrace => {
-                depth += 1;
-                if after_interpolation {
-                    interpolations.push(depth);
-                }
-            }
-            Token::MapStart => depth += 1,
-            Token::RightBrace => {
-                if interpolations.last() == Some(&depth) {
-                    interpolations.pop();
-                    control.borrow_mut().is_within_text = true;
-                }
-                depth = depth.saturating_sub(1);
-            }
-            _ => {}
-        }
-        after_interpolation = false;
-        tokens.push((token, pos));
-    }
-    tokens
 }
 
 /// The source, indexed by line, to turn token positions (1-based line, 1-based column in

@@ -10,6 +10,7 @@ pub mod registry;
 pub mod resource;
 pub mod size;
 pub mod source;
+mod tokens;
 pub mod value;
 
 pub use annotation::{AnnotatedFn, CacheKind, CacheOptions, Spinner};

@@ -15,14 +15,9 @@
 //!   `f.call(x)`), `eval` at all, and code the tokenizer rejects.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
 
-use rhai::{Engine, Token};
+use rhai::Token;
 use xxhash_rust::xxh3::Xxh3;
-
-/// A bare engine, used only to tokenize (the notebook engine registers no custom syntax,
-/// so both tokenize alike).
-static LEXER: LazyLock<Engine> = LazyLock::new(Engine::new_raw);
 
 /// Every `fn` of a notebook, by name: all its definitions, in the order the cells give them.
 #[derive(Clone, Debug, Default)]
@@ -181,44 +176,11 @@ impl Cell {
 
 /// The tokens of `code` (comments left out), and whether the tokenizer rejected any of it.
 fn tokenize(code: &str) -> (Vec<Token>, bool) {
-    let inputs = [code];
-    let (stream, control) = LEXER.lex(&inputs);
-    let mut tokens = Vec::new();
-    let mut lex_error = false;
-    // Braces opened by `${` in a back-tick string, by depth: when one closes, the
-    // tokenizer goes back to reading text (what the parser tells it when it compiles).
-    let mut interpolations: Vec<usize> = Vec::new();
-    let mut depth = 0usize;
-    let mut after_interpolation = false;
-    for (token, _) in stream {
-        match &token {
-            Token::EOF => break,
-            Token::Comment(_) => continue,
-            Token::LexError(_) => lex_error = true,
-            Token::InterpolatedString(_) => {
-                after_interpolation = true;
-                tokens.push(token);
-                continue;
-            }
-            Token::LeftBrace => {
-                depth += 1;
-                if after_interpolation {
-                    interpolations.push(depth);
-                }
-            }
-            Token::MapStart => depth += 1,
-            Token::RightBrace => {
-                if interpolations.last() == Some(&depth) {
-                    interpolations.pop();
-                    control.borrow_mut().is_within_text = true;
-                }
-                depth = depth.saturating_sub(1);
-            }
-            _ => {}
-        }
-        after_interpolation = false;
-        tokens.push(token);
-    }
+    let tokens: Vec<Token> = super::tokens::lex(code)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let lex_error = tokens.iter().any(|t| matches!(t, Token::LexError(_)));
     (tokens, lex_error)
 }
 
