@@ -164,7 +164,11 @@ impl NotebookView {
             if computing {
                 ui.spinner();
             } else if let Some(view) = view {
-                status_chip(ui, &view.report);
+                if view.source == cell.source {
+                    status_chip(ui, &view.report);
+                } else {
+                    edited_chip(ui);
+                }
                 ui.label(
                     RichText::new(format_duration(view.report.duration))
                         .small()
@@ -248,6 +252,21 @@ fn icon_button(ui: &mut Ui, icon: &str, name: &str) -> egui::Response {
     ui.add(small_icon(icon))
         .on_hover_text(name)
         .accessible_name(name)
+}
+
+/// The chip of a cell edited since it last ran: its outputs (and any "cache hit") belong to
+/// the old code until it runs again (as marimo marks stale cells).
+fn edited_chip(ui: &mut Ui) {
+    let fg = ui.visuals().weak_text_color();
+    let chip = egui::Frame::new()
+        .fill(ui.visuals().faint_bg_color)
+        .corner_radius(9.0)
+        .inner_margin(egui::Margin::symmetric(8, 1))
+        .show(ui, |ui| {
+            ui.label(RichText::new("edited").small().color(fg));
+        });
+    chip.response
+        .on_hover_text("Edited since it last ran: the outputs below are from the old code. Shift+Enter runs the notebook.");
 }
 
 /// The coloured chip that says how the cell went; the tooltip says why.

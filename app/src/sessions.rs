@@ -18,6 +18,8 @@ pub struct CellView {
     pub report: CellReport,
     /// 0-based line in the cell where it failed (the engine reports file lines).
     pub error_line: Option<usize>,
+    /// The cell's code when it ran: edited since, its outputs are stale until it runs again.
+    pub source: String,
 }
 
 /// Totals of the last finished run, for the status bar.
@@ -39,6 +41,8 @@ struct ActiveRun {
     started: Instant,
     /// Each cell's first file line when the run started, to place errors in the editor.
     first_lines: Vec<usize>,
+    /// Each cell's code when the run started.
+    sources: Vec<String>,
     /// The notebook layout the run started from; reports from an older layout are dropped
     /// because their indices no longer match the cells.
     layout: u64,
@@ -130,6 +134,7 @@ impl SessionTab {
         let mut notebook = request.notebook.clone();
         notebook.renumber();
         let first_lines = notebook.cells.iter().map(|c| c.first_line).collect();
+        let sources = notebook.cells.iter().map(|c| c.source.clone()).collect();
         let options = RunOptions {
             notebook_dir: request.notebook_dir,
             ..RunOptions::default()
@@ -150,6 +155,7 @@ impl SessionTab {
             job,
             started: Instant::now(),
             first_lines,
+            sources,
             layout: request.layout,
             received: 0,
             spinner: None,
@@ -194,8 +200,13 @@ impl SessionTab {
                         let first = *run.first_lines.get(index)?;
                         line.checked_sub(first)
                     });
+                    let source = run.sources.get(index).cloned().unwrap_or_default();
                     if let Some(slot) = self.outputs.get_mut(index) {
-                        *slot = Some(CellView { report, error_line });
+                        *slot = Some(CellView {
+                            report,
+                            error_line,
+                            source,
+                        });
                     }
                 }
                 RunMessage::Done(report, session) => {

@@ -96,13 +96,16 @@ fn editing_a_cell_and_pressing_shift_enter_shows_the_new_output() {
     harness.run_ok();
     assert!(harness.state().is_dirty());
     assert_eq!(harness.state().window_title(), "• greet.rhai — Cellar");
-    // Editing alone does not run (as in Jupyter); Shift+Enter does.
+    // Editing alone does not run (as in Jupyter); Shift+Enter does. Until then the cell
+    // says its outputs are from the old code, not "ran" or "cache hit".
     harness.get_by_label("hello");
+    harness.get_by_label("edited");
     harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
     harness.run_ok();
     settle(&mut harness);
     harness.get_by_label("bonjour");
     assert!(harness.query_by_label("hello").is_none());
+    assert!(harness.query_by_label("edited").is_none());
     assert_eq!(
         harness.state().notebook().to_text(),
         "// %% Greet\nwrite(\"bonjour\");\n"
