@@ -46,12 +46,13 @@ pub struct NotData {
     pub type_name: String,
 }
 
-/// A user-facing name for a script value's type.
+/// A user-facing name for a script value's type, without an article: messages write
+/// "returned a {label}", "it is a {label}".
 pub fn type_label(value: &Dynamic) -> String {
     if value.is::<SqliteConnection>() {
         "SqliteConnection (a database connection)".to_string()
     } else if value.is::<ResourceHandle>() {
-        "a shared resource from @cache_resource".to_string()
+        "shared resource from @cache_resource".to_string()
     } else if value.is::<Frame>() {
         "DataFrame".to_string()
     } else if value.is::<rhai::FnPtr>() {
@@ -205,6 +206,14 @@ mod tests {
         let conn = SqliteConnection::open(":memory:", None).unwrap();
         let err = CachedValue::from_dynamic(&Dynamic::from(conn)).unwrap_err();
         assert_eq!(err.type_name, "SqliteConnection (a database connection)");
+    }
+
+    #[test]
+    fn type_labels_carry_no_article() {
+        let handle = ResourceHandle::new("r", Dynamic::from_int(1));
+        let label = type_label(&Dynamic::from(handle));
+        assert_eq!(label, "shared resource from @cache_resource");
+        assert_eq!(type_label(&Dynamic::from_int(1)), "integer");
     }
 
     fn tagged(mut value: Dynamic, tag: i32) -> Dynamic {

@@ -46,13 +46,12 @@ impl Frame {
                 "filter: could not parse {predicate:?} as a SQL condition ({e}); write it like \"Lat > 40.7 AND Base = 'B02512'\""
             ))
         })?;
-        let df = self
-            .0
-            .clone()
-            .lazy()
-            .filter(expr)
-            .collect()
-            .map_err(|e| CellarError::Data(format!("filter {predicate:?}: {e}")))?;
+        let df = self.0.clone().lazy().filter(expr).collect().map_err(|e| {
+            CellarError::Data(format!(
+                "filter {predicate:?}: {}",
+                crate::error::polars_message(&e.to_string())
+            ))
+        })?;
         Ok(Self(df))
     }
 

@@ -394,7 +394,8 @@ pub fn sql(
         .and_then(|lf| lf.collect())
         .map_err(|e| {
             CellarError::Data(format!(
-                "sql: {e} (tables available: {})",
+                "sql: {} (tables available: {})",
+                crate::error::polars_message(&e.to_string()),
                 if names.is_empty() {
                     "none; pass them as #{name: df}".to_string()
                 } else {

@@ -9,6 +9,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::context::{self, CachedFnSpec, CallOutcome, CallTrace, ComputingFrame, emit, with};
 use super::{ScriptResult, script_error};
+use crate::cache::annotation::IMPL_SUFFIX;
 use crate::cache::persist::{self, ReadError};
 use crate::cache::registry::{Begin, CacheRegistry};
 use crate::cache::{
@@ -155,13 +156,14 @@ fn call_key(
             .flatten()
     });
     for read in labels.unwrap_or_default() {
-        // The value the widget will return: the one set from outside, else its default.
+        // The value the widget will return: the one set from outside, else its default,
+        // written as a notebook would (`11`, `"abc"`): the panel shows it as it is.
         let set = match read_values {
             Some(values) => values
                 .iter()
                 .find(|(label, _)| *label == read.label)
-                .and_then(|(_, value)| value.as_ref().map(|v| format!("{v:?}"))),
-            None => with(|ctx| ctx.widgets.get(&read.label).map(|v| format!("{v:?}"))).flatten(),
+                .and_then(|(_, value)| value.as_ref().map(WidgetValue::literal)),
+            None => with(|ctx| ctx.widgets.get(&read.label).map(WidgetValue::literal)).flatten(),
         };
         let effective = set.or(read.default).unwrap_or_else(|| "unset".to_string());
         parts.push(KeyPart {
@@ -185,7 +187,7 @@ fn widget_default(set_when_read: bool, label: &str, recorded: &[Element]) -> Opt
         return None;
     }
     recorded.iter().find_map(|e| match &e.payload {
-        crate::elements::Payload::Widget(w) if w.label == label => Some(format!("{:?}", w.value)),
+        crate::elements::Payload::Widget(w) if w.label == label => Some(w.value.literal()),
         _ => None,
     })
 }
@@ -279,6 +281,51 @@ fn legacy_warning(spec: &CachedFnSpec, value: &StoredValue) {
     ));
 }
 
+/// `validate = "fn_name"` must name a fn that takes the value: a notebook fn, or one of
+/// Cellar's (`is_open`). Checked when a call computes (every first call does), so a typo is
+/// an error at the first call, not only once a value would be served.
+fn check_validate_fn(ctx: &NativeCallContext, name: &str, validate: &str) -> ScriptResult<()> {
+    let mut fns: Vec<(String, usize)> = ctx
+        .iter_namespaces()
+        .flat_map(|module| module.iter_script_fn_info())
+        .map(|(_, _, fn_name, params, _)| (fn_name.to_string(), params))
+        // The notebook's own fns: not the bodies Cellar renames behind cached fns.
+        .filter(|(fn_name, _)| !fn_name.starts_with("__") && !fn_name.ends_with(IMPL_SUFFIX))
+        .collect();
+    let script_params: Vec<usize> = fns
+        .iter()
+        .filter(|(f, _)| f == validate)
+        .map(|(_, params)| *params)
+        .collect();
+    if script_params.contains(&1) {
+        return Ok(());
+    }
+    let native = ctx.engine().collect_fn_metadata(
+        None,
+        |info| (info.metadata.name == validate && info.metadata.num_params == 1).then_some(()),
+        true,
+    );
+    if !native.is_empty() {
+        return Ok(());
+    }
+    if let Some(params) = script_params.first() {
+        return Err(script_error(format!(
+            "validate = \"{validate}\" on `{name}`: fn `{validate}` takes {params} parameters; a validate fn takes the value and returns true or false"
+        )));
+    }
+    fns.sort();
+    fns.dedup_by(|a, b| a.0 == b.0);
+    let names: Vec<&str> = fns.iter().map(|(f, _)| f.as_str()).collect();
+    Err(script_error(format!(
+        "validate = \"{validate}\" on `{name}`: no fn `{validate}` in this notebook (fns: {}); name a fn that takes the value and returns true or false",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
 fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<Dynamic> {
     let found = with(|c| {
         (
@@ -317,6 +364,9 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                     let valid = ctx
                         .call_fn::<bool>(validate, (Dynamic::from(handle.clone()),))
                         .map_err(|e| {
+                            if let Err(missing) = check_validate_fn(&ctx, name, validate) {
+                                return missing;
+                            }
                             script_error(format!(
                                 "validate fn `{validate}` of `{name}` must take the value and return true or false: {e}"
                             ))
@@ -345,6 +395,9 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     // early return, a panic unwinding through user code), the guard aborts the in-flight
     // marker unless told the value was stored, so callers waiting for it wake and retry.
     let guard = registry.compute_guard(name, call.key);
+    if let Some(validate) = &options.validate {
+        check_validate_fn(&ctx, name, validate)?;
+    }
     let mut reason = match file_changed {
         Some(change) => MissReason::Described(change),
         None => reason,
