@@ -626,3 +626,89 @@ fn set_numbers_out_of_range_or_not_finite_warn_and_use_the_default() {
     assert_eq!(warnings, Vec::<String>::new());
     assert_eq!(writes, ["10 2.0 -3 0.5 a true", "after"]);
 }
+
+/// Issue 11, "proven under load": eight sessions running the tour at the same time, each on
+/// its own thread, show exactly what they show when they take turns, and share one cache:
+/// the resource is built once, and each data entry computed once (as many misses as in the
+/// sequential run). The one difference allowed: a computation's spinner is shown by the
+/// session that computed, which in parallel is whichever came first; each is shown once in
+/// all. Cells are not compared by misses: concurrent sessions may each run a cell whose
+/// entry is not stored yet (the functions it calls still compute once).
+#[test]
+fn eight_parallel_sessions_show_what_sequential_ones_show_and_build_each_resource_once() {
+    const SESSIONS: &str = "8";
+    const RUNS: &str = "50";
+    let run = |parallel: bool| {
+        let mut args = vec![
+            "run",
+            "samples/tour.rhai",
+            "--sessions",
+            SESSIONS,
+            "--runs",
+            RUNS,
+            "--format",
+            "json",
+        ];
+        if parallel {
+            args.push("--parallel");
+        }
+        let output = cellar(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Each session's runs, in order, whatever the interleaving of the lines.
+        let mut by_session: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+            Default::default();
+        let mut spinners: Vec<String> = Vec::new();
+        let mut last_stats = serde_json::Value::Null;
+        for line in all_json_lines(&output) {
+            if line["kind"] == "cache_stats" {
+                last_stats = line;
+                continue;
+            }
+            if line["kind"] == "spinner" {
+                spinners.push(line["text"].as_str().unwrap().to_string());
+                continue;
+            }
+            let session = line["session"].as_str().unwrap().to_string();
+            by_session.entry(session).or_default().push(line);
+        }
+        spinners.sort();
+        (by_session, spinners, last_stats)
+    };
+    let (sequential, sequential_spinners, sequential_stats) = run(false);
+    let (parallel, parallel_spinners, parallel_stats) = run(true);
+    assert_eq!(parallel_spinners, sequential_spinners);
+    assert_eq!(sequential_spinners.len(), 4, "{sequential_spinners:?}");
+    assert_eq!(parallel.len(), 8);
+    assert_eq!(
+        parallel.keys().collect::<Vec<_>>(),
+        sequential.keys().collect::<Vec<_>>()
+    );
+    for (session, lines) in &sequential {
+        assert!(!lines.is_empty());
+        assert!(
+            !lines.iter().any(|l| l["kind"] == "error"),
+            "{session}: {lines:?}"
+        );
+        assert_eq!(&parallel[session], lines, "session {session}");
+    }
+    // The last stats line is printed after every session's last run in both modes.
+    let functions = &parallel_stats["functions"];
+    assert_eq!(
+        functions["init_connection"]["misses"], 1,
+        "the resource was built more than once: {parallel_stats}"
+    );
+    assert_eq!(functions["init_connection"]["kind"], "resource");
+    for (name, function) in functions.as_object().unwrap() {
+        if function["kind"] == "cell" {
+            continue;
+        }
+        assert_eq!(
+            function["misses"], sequential_stats["functions"][name]["misses"],
+            "{name} computed more often in parallel: {parallel_stats} vs {sequential_stats}"
+        );
+    }
+}

@@ -18,6 +18,16 @@
 //! written to a temporary name and renamed, so a reader never sees half a file. The checksum
 //! is verified before anything is decoded; anything unreadable is reported as corrupt, and the
 //! caller drops the file and recomputes.
+//!
+//! Files are the user's own: created readable and writable by the user only (0o600 on Unix),
+//! in a folder created for the user only (0o700) when Cellar creates it. Their names are
+//! digests only (`<function digest>-<code digest>-<key>.cellar`, all hex): no user text, so no
+//! name can reach outside the folder, collide with another function's, or be too long.
+//!
+//! Decoding trusts no length the file claims: the metadata length is checked against the
+//! file's size, and bincode decodes under an allocation limit proportional to the metadata's
+//! size (see [`decode_meta`]), so a file claiming a huge string or list is rejected before
+//! anything that size is allocated.
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -66,18 +76,27 @@ pub enum ReadError {
     Corrupt(String),
 }
 
-/// The file for one entry: `<dir>/<function>-<code>-<key>.cellar`.
+/// The file for one entry: `<dir>/<function digest>-<code>-<key>.cellar`, hex digits only.
+/// The function's name is user text, so only its digest ([`function_digest`]) names the file.
 pub fn entry_path(dir: &Path, function: &str, code_hash: u128, key: u128) -> PathBuf {
     dir.join(format!(
         "{}-{:016x}-{key:032x}.cellar",
-        sanitize(function),
+        function_digest(function),
         code_hash as u64
     ))
 }
 
-/// Removes a function's files; with `keep_code`, only those of other code versions.
+/// The part of a file name that stands for a function: 16 hex digits of the xxh3 of its name.
+pub fn function_digest(function: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(function.as_bytes()))
+}
+
+/// Removes a function's files; with `keep_code`, only those of other code versions. Files of
+/// the function named the old way (`<name, sanitised>-<code>-<key>.cellar`, before names were
+/// digests) are never read again and go too.
 pub fn remove_function_files(dir: &Path, function: &str, keep_code: Option<u128>) -> usize {
-    let prefix = format!("{}-", sanitize(function));
+    let prefix = format!("{}-", function_digest(function));
+    let legacy = format!("{}-", sanitize(function));
     let keep = keep_code.map(|c| format!("{prefix}{:016x}-", c as u64));
     let Ok(read) = std::fs::read_dir(dir) else {
         return 0;
@@ -85,12 +104,15 @@ pub fn remove_function_files(dir: &Path, function: &str, keep_code: Option<u128>
     let mut removed = 0;
     for entry in read.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(&prefix) || !name.ends_with(".cellar") {
+        let Some(prefix) = [&prefix, &legacy]
+            .into_iter()
+            .find(|p| name.starts_with(p.as_str()))
+        else {
             continue;
-        }
+        };
         // `load-…` must not match `load_data-…`: the part after the prefix is the hex code.
         let rest = &name[prefix.len()..];
-        if rest.len() != 16 + 1 + 32 + ".cellar".len() {
+        if !is_code_and_key(rest) {
             continue;
         }
         if keep.as_ref().is_some_and(|k| name.starts_with(k)) {
@@ -103,6 +125,42 @@ pub fn remove_function_files(dir: &Path, function: &str, keep_code: Option<u128>
     removed
 }
 
+/// `<16 hex>-<32 hex>.cellar`: the part of a file name after the function.
+fn is_code_and_key(rest: &str) -> bool {
+    let Some(stem) = rest.strip_suffix(".cellar") else {
+        return false;
+    };
+    let bytes = stem.as_bytes();
+    bytes.len() == 16 + 1 + 32
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i == 16 {
+                *b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// Creates `dir` (and its missing parents) readable by the user only (0o700 on Unix). A
+/// folder that exists already is left as it is: the user chose it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// A new file readable and writable by the user only (0o600 on Unix).
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The old way a function named its files (kept to find and remove them).
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -266,7 +324,9 @@ pub fn write(
         hasher.update(file);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    if !dir.is_dir() {
+        create_private_dir(dir)?;
+    }
     let tmp = dir.join(format!(
         ".{}.{}.{:?}.tmp",
         path.file_name()
@@ -276,7 +336,9 @@ pub fn write(
         std::thread::current().id()
     ));
     let result = (|| {
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        // A temporary left by a crash of this very thread is replaced, not appended to.
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, create_private_file(&tmp)?);
         file.write_all(MAGIC)?;
         file.write_all(&FORMAT_VERSION.to_le_bytes())?;
         file.write_all(&ENDIAN_MARK.to_ne_bytes())?;
@@ -338,9 +400,8 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
     if xxhash_rust::xxh3::xxh3_64(&bytes[CHECKED_FROM..]) != checksum {
         return Err(corrupt("checksum mismatch"));
     }
-    let (meta, used): (Meta, usize) =
-        bincode::decode_from_slice(&body[..meta_len], bincode::config::standard())
-            .map_err(|e| ReadError::Corrupt(format!("metadata: {e}")))?;
+    let (meta, used) =
+        decode_meta(&body[..meta_len]).map_err(|e| ReadError::Corrupt(format!("metadata: {e}")))?;
     if used != meta_len {
         return Err(corrupt("metadata length mismatch"));
     }
@@ -377,6 +438,34 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
             .map(DiskFile::into_file_read)
             .collect(),
     })
+}
+
+/// How many bytes of memory decoding may claim per byte of metadata. A decoded value is larger
+/// in memory than on disk (a one-byte `()` in a list is a 32-byte `DiskValue`; the worst case,
+/// an element of a list of elements, is about 35 times its smallest encoding): 64 leaves room.
+const META_MEMORY_FACTOR: usize = 64;
+
+/// Decodes the metadata under bincode's allocation limit: every length read (of a string, a
+/// list) is claimed against the limit before anything is allocated for it, so a length the
+/// bytes cannot hold fails with "limit exceeded" instead of allocating it. The limit is
+/// `META_MEMORY_FACTOR` times the metadata's size (plus 64 KiB), rounded up to a power of 16:
+/// bincode takes it as a constant, hence the few instances.
+fn decode_meta(bytes: &[u8]) -> Result<(Meta, usize), bincode::error::DecodeError> {
+    let budget = bytes
+        .len()
+        .saturating_mul(META_MEMORY_FACTOR)
+        .saturating_add(64 * 1024);
+    macro_rules! within {
+        ($($limit:expr),*) => {$(
+            if budget <= $limit {
+                let config = bincode::config::standard().with_limit::<{ $limit }>();
+                return bincode::decode_from_slice(bytes, config);
+            }
+        )*};
+    }
+    within!(1 << 20, 1 << 24, 1 << 28, 1 << 32, 1 << 36);
+    let config = bincode::config::standard().with_limit::<{ usize::MAX }>();
+    bincode::decode_from_slice(bytes, config)
 }
 
 fn to_disk_value(value: &CachedValue, frames: &mut FrameSink) -> std::io::Result<DiskValue> {
@@ -575,11 +664,13 @@ mod tests {
     fn entries_round_trip_through_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = entry_path(dir.path(), "load data", 7, 42);
-        assert!(
-            path.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("load_data-0000000000000007-")
+        assert_eq!(
+            path.file_name().unwrap().to_string_lossy(),
+            format!(
+                "{}-0000000000000007-{:032x}.cellar",
+                function_digest("load data"),
+                42
+            )
         );
         let value = CachedValue::Map(vec![
             ("frame".into(), CachedValue::Frame(sample_frame())),
@@ -952,5 +1043,209 @@ mod tests {
             1,
             "load_data untouched"
         );
+    }
+
+    /// A file with a valid header and checksum around `meta` (and nothing after): what a
+    /// forger, or a bug, could write. It reaches the metadata decoder.
+    fn forged(meta: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&ENDIAN_MARK.to_ne_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(meta);
+        let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[CHECKED_FROM..]);
+        bytes[16..24].copy_from_slice(&checksum.to_le_bytes());
+        bytes
+    }
+
+    /// Reads `bytes` as a file: anything but a good entry must be `Corrupt` (the file exists).
+    fn read_bytes(dir: &Path, bytes: &[u8]) -> Result<PersistedEntry, String> {
+        let path = dir.join("x.cellar");
+        std::fs::write(&path, bytes).unwrap();
+        match read(&path) {
+            Ok(entry) => Ok(entry),
+            Err(ReadError::Corrupt(why)) => Err(why),
+            Err(ReadError::Missing) => panic!("an existing file read as missing"),
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_good_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("good.cellar");
+        let value = CachedValue::Map(vec![
+            ("frame".into(), CachedValue::Frame(sample_frame())),
+            ("s".into(), CachedValue::Str("text".into())),
+        ]);
+        let shown = Element::text(ElementKind::Success, "done");
+        write(&path, Duration::from_secs(9), &value, &[shown], &[]).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for len in 0..good.len() {
+            assert!(
+                read_bytes(dir.path(), &good[..len]).is_err(),
+                "cut at {len} of {} read as good",
+                good.len()
+            );
+        }
+        assert_eq!(read_bytes(dir.path(), &good).unwrap().value, value);
+    }
+
+    #[test]
+    fn claimed_lengths_beyond_the_file_are_rejected_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        // The header claims more metadata than the file holds.
+        for claim in [u64::MAX, 1 << 40, 100] {
+            let mut bytes = forged(&[0; 10]);
+            bytes[24..32].copy_from_slice(&claim.to_le_bytes());
+            assert_eq!(
+                read_bytes(dir.path(), &bytes).unwrap_err(),
+                "truncated metadata"
+            );
+        }
+        // The metadata claims a string of 2^40 bytes, a list of 2^40 values, a list of 2^60
+        // elements, with the checksum right: bincode's limit refuses them before allocating
+        // (allocating them would abort the process).
+        let huge = |n: u64| {
+            let mut varint = vec![0xfd];
+            varint.extend_from_slice(&n.to_le_bytes());
+            varint
+        };
+        // created_ms = 0, then a DiskValue: variant 4 is Str, 7 is Array.
+        for meta in [
+            [&[0u8, 4][..], &huge(1 << 40)].concat(),
+            [&[0u8, 7][..], &huge(1 << 40)].concat(),
+            [&[0u8, 7][..], &huge(u64::MAX)].concat(),
+            [&[0u8, 0][..], &huge(1 << 60)].concat(),
+        ] {
+            let why = read_bytes(dir.path(), &forged(&meta)).unwrap_err();
+            assert!(why.starts_with("metadata:"), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_long_list_of_small_values_is_within_the_limit() {
+        // The worst ratio of memory to bytes on disk: `()` is one byte, and 32 in memory.
+        let units = CachedValue::Array(vec![CachedValue::Unit; 200_000]);
+        assert_eq!(round_trip(&units), units);
+        let pairs = CachedValue::Map(
+            (0..50_000)
+                .map(|_| (String::new(), CachedValue::Unit))
+                .collect(),
+        );
+        assert_eq!(round_trip(&pairs), pairs);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.cellar");
+        let elements = vec![Element::text(ElementKind::Text, ""); 50_000];
+        write(&path, Duration::ZERO, &CachedValue::Unit, &elements, &[]).unwrap();
+        assert_eq!(read(&path).unwrap().elements.len(), 50_000);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_bytes_are_corrupt(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let dir = tempfile::tempdir().unwrap();
+            proptest::prop_assert!(read_bytes(dir.path(), &bytes).is_err());
+            // The same bytes after a good magic and version: still corrupt, never a panic.
+            let mut headed = forged(&[]);
+            headed.truncate(16);
+            headed.extend_from_slice(&bytes);
+            proptest::prop_assert!(read_bytes(dir.path(), &headed).is_err());
+        }
+
+        /// Random metadata with a valid checksum reaches the decoder: it may decode (a tiny
+        /// valid entry), but never panics or allocates what it claims.
+        #[test]
+        fn random_metadata_never_panics(
+            meta in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::sample::select(vec![0u8, 1, 4, 7, 8, 0xfb, 0xfc, 0xfd, 0xff]),
+                ],
+                0..256,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let _ = read_bytes(dir.path(), &forged(&meta));
+        }
+    }
+
+    #[test]
+    fn names_are_digests_whatever_the_function_is_called() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        let long = "x".repeat(10_000);
+        let names = [
+            "load",
+            "load data",
+            "load_data",
+            "../../etc/passwd",
+            "a/b\\c",
+            "",
+            "\0",
+            "é🙂",
+            ".hidden",
+            long.as_str(),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for name in names {
+            let path = entry_path(dir.path(), name, u128::MAX, 1);
+            assert_eq!(path.parent(), Some(dir.path()), "{name:?}");
+            let file = path.file_name().unwrap().to_str().unwrap().to_string();
+            let stem = file.strip_suffix(".cellar").unwrap();
+            let parts: Vec<&str> = stem.split('-').collect();
+            assert_eq!(parts.len(), 3, "{file}");
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [16, 16, 32],
+                "{file}"
+            );
+            assert!(parts.iter().all(|p| hex(p)), "{file}");
+            assert!(seen.insert(file), "{name:?} shares a name");
+        }
+    }
+
+    #[test]
+    fn old_files_named_after_the_function_are_removed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir
+            .path()
+            .join(format!("load_data-{:016x}-{:032x}.cellar", 1, 2));
+        let unrelated = dir.path().join("load_data-notes.cellar");
+        std::fs::write(&old, b"old").unwrap();
+        std::fs::write(&unrelated, b"mine").unwrap();
+        let new = entry_path(dir.path(), "load data", 1, 2);
+        write(&new, Duration::ZERO, &CachedValue::Int(1), &[], &[]).unwrap();
+        assert_eq!(remove_function_files(dir.path(), "load data", Some(1)), 1);
+        assert!(!old.exists() && new.exists() && unrelated.exists());
+        assert_eq!(remove_function_files(dir.path(), "load data", None), 1);
+        assert!(!new.exists() && unrelated.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_and_the_folder_cellar_creates_are_the_users_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cache = dir.path().join("cache").join("cellar");
+        let path = entry_path(&cache, "f", 1, 2);
+        write(&path, Duration::ZERO, &CachedValue::Int(1), &[], &[]).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&cache), 0o700);
+        assert_eq!(mode(&dir.path().join("cache")), 0o700);
+        // A folder the user made is left as it is.
+        assert_eq!(mode(dir.path()), 0o755);
+        // A file that was readable by others (an older Cellar) is replaced by a private one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write(&path, Duration::ZERO, &CachedValue::Int(2), &[], &[]).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(read(&path).unwrap().value, CachedValue::Int(2));
+        // No temporary is left behind.
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
     }
 }

@@ -949,4 +949,12 @@ impl CacheRegistry {
     pub fn function_code_hash(&self, function: &str) -> Option<u128> {
         self.state.lock().functions.get(function)?.code_hash
     }
+
+    /// How many computations are in flight over all functions: begun (a [`Begin::Compute`])
+    /// and not yet completed or aborted. Zero whenever nobody is computing; a marker left
+    /// behind would make the next caller of its key wait for nothing (the stress test checks).
+    pub fn in_flight_count(&self) -> usize {
+        let state = self.state.lock();
+        state.functions.values().map(|f| f.in_flight.len()).sum()
+    }
 }
