@@ -429,3 +429,37 @@ fn padding_a_constant_is_refused_as_before() {
         errors(&report)
     );
 }
+
+/// Issue 11, item 3 in part: `http_get` against a server that accepts and never answers
+/// ends at the cell's `--timeout` as a stopped cell, and later cells run.
+#[test]
+fn an_http_call_to_a_silent_server_stops_at_the_cell_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(stream);
+    });
+    let notebook = cellar_engine::Notebook::parse(&format!(
+        "// %% Fetch\nlet body = http_get(\"{url}\");\n// %% After\nwrite(\"after\");\n"
+    ));
+    let runtime = cellar_engine::Runtime::new();
+    let options = cellar_engine::RunOptions {
+        timeout: Some(std::time::Duration::from_secs(1)),
+        ..cellar_engine::RunOptions::default()
+    };
+    let report = runtime.run(
+        &notebook,
+        &mut cellar_engine::Session::new("A"),
+        &options,
+        &mut |_| {},
+    );
+    let error = report.cells[0]
+        .error
+        .as_ref()
+        .expect("the fetch was stopped");
+    assert_eq!(error.message, "stopped after 1 s");
+    assert_eq!(cellar_tests::texts(&report).last().unwrap(), "after");
+    held.join().unwrap();
+}

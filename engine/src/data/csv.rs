@@ -20,7 +20,7 @@ pub fn read_csv(path_or_url: &str, notebook_dir: Option<&Path>) -> Result<Frame,
         .with_has_header(true)
         .with_infer_schema_length(Some(INFER_ROWS));
     let df = if is_url(path_or_url) {
-        let bytes = http_get_bytes(path_or_url)?;
+        let bytes = http_get_bytes(path_or_url, super::http_timeout())?;
         let result = options
             .into_reader_with_file_handle(Cursor::new(&bytes[..]))
             .finish();

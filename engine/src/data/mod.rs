@@ -8,7 +8,7 @@ mod sqlite;
 
 pub use csv::read_csv;
 pub use frame::Frame;
-pub use http::{http_get, http_get_bytes, is_url};
+pub use http::{http_get, http_get_bytes, http_timeout, is_url};
 pub use sql::{SqlReads, inspect as inspect_sql, sql};
 pub use sqlite::SqliteConnection;
 

@@ -141,7 +141,19 @@ pub(super) fn register(engine: &mut Engine) {
         context::note_uncacheable(&format!(
             "calls http_get({url:?}) outside a cached function (wrap it in a @cache_data fn to cache it)"
         ));
-        data::http_get(url).map_err(fail)
+        // Never longer than the cell may still run: at its deadline the cell stops.
+        let limit = match context::time_left() {
+            // A little past the deadline, so the cell ends as stopped, not as a timeout.
+            Some(left) => data::http_timeout().min(left + std::time::Duration::from_millis(50)),
+            None => data::http_timeout(),
+        };
+        data::http_get(url, limit).map_err(|err| match context::stop_reason() {
+            Some(reason) => Box::new(rhai::EvalAltResult::ErrorTerminated(
+                reason.into(),
+                rhai::Position::NONE,
+            )),
+            None => fail(err),
+        })
     });
 }
 

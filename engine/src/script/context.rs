@@ -224,6 +224,15 @@ pub(crate) fn stop_reason() -> Option<String> {
     })
 }
 
+/// How long the running cell may still run before `--timeout` stops it (`None`: no limit).
+pub(crate) fn time_left() -> Option<Duration> {
+    STOP.with(|s| {
+        let stop = s.borrow();
+        let (at, _) = stop.as_ref()?.deadline?;
+        Some(at.saturating_duration_since(Instant::now()))
+    })
+}
+
 /// Runs `f` on the running cell's recorder, unless no cell is traced.
 fn record(f: impl FnOnce(&mut CellRecorder, &RunContext)) {
     CONTEXT.with(|c| {
