@@ -255,7 +255,7 @@ fn in_cached_fn(ctx: &RunContext) -> bool {
 
 /// A variable was read (Rhai's variable resolver calls this): record earlier cells'
 /// variables and `state` with their digests.
-pub(crate) fn note_var(name: &str, scope: &rhai::Scope) {
+pub(crate) fn note_var(name: &str, resolved: bool, scope: &rhai::Scope) {
     record(|recorder, ctx| {
         if name == "state" {
             if recorder.first_time("state") {
@@ -274,7 +274,7 @@ pub(crate) fn note_var(name: &str, scope: &rhai::Scope) {
             // Not defined by an earlier cell, nor (yet) by this one: the read fails, and an
             // earlier cell that defines it later (once it stops failing) must make this
             // cell run again. A caught failure is never replayed.
-            if scope.get(name).is_none() && recorder.first_time(name) {
+            if !resolved && scope.get(name).is_none() && recorder.first_time(name) {
                 recorder.refuse(format!("reads `{name}`, which is not defined"));
             }
             return;

@@ -378,8 +378,10 @@ pub fn build_engine_with(limits: Limits) -> Engine {
     // cells' variables the running cell reads; lookup itself is left to Rhai.
     // `on_var` is marked volatile (not deprecated) by Rhai; it is the hook for exactly this.
     #[allow(deprecated)]
-    engine.on_var(|name, _index, ctx| {
-        context::note_var(name, ctx.scope());
+    engine.on_var(|name, index, ctx| {
+        // A non-zero index: Rhai resolved the variable to a slot of the scope when it
+        // compiled, so it exists (a local of the running code).
+        context::note_var(name, index > 0, ctx.scope());
         Ok(None)
     });
     api_output::register(&mut engine);
