@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-use super::trace::{FileFingerprint, Read, hash_reads};
+use super::trace::{Read, hash_reads};
 use crate::cache::MissReason;
 use crate::widgets::WidgetValue;
 
@@ -20,6 +20,8 @@ pub trait CurrentInputs {
     fn var(&self, name: &str) -> Option<(u128, usize)>;
     /// The digest of `state` now.
     fn state(&self) -> Option<u128>;
+    /// The notebook's folder, where relative paths resolve (after the working directory).
+    fn notebook_dir(&self) -> Option<&std::path::Path>;
     /// The value set for a widget now (`None`: unset).
     fn widget(&self, label: &str) -> Option<WidgetValue>;
     /// Whether the cached function's entry is still there; if not, why it left.
@@ -143,14 +145,7 @@ fn mismatch(read: &Read, now: &dyn CurrentInputs) -> Option<String> {
                 format!("widget `{label}` {shown} → {new}")
             })
         }
-        Read::File { path, fingerprint } => {
-            let current = FileFingerprint::of(path);
-            (current != *fingerprint).then(|| match (fingerprint.size, current.size) {
-                (_, None) => format!("file {} deleted", path.display()),
-                (None, Some(_)) => format!("file {} appeared", path.display()),
-                (Some(_), Some(_)) => format!("file {} modified", path.display()),
-            })
-        }
+        Read::File(read) => read.still_holds(now.notebook_dir()).err(),
         Read::Resource { handle, mutations } => (handle.mutations() != *mutations)
             .then(|| format!("resource `{}` was mutated", handle.function())),
         Read::CachedCall {
@@ -178,6 +173,9 @@ mod tests {
             self.vars.get(name).copied()
         }
         fn state(&self) -> Option<u128> {
+            None
+        }
+        fn notebook_dir(&self) -> Option<&std::path::Path> {
             None
         }
         fn widget(&self, _label: &str) -> Option<WidgetValue> {

@@ -110,12 +110,12 @@ impl FileRead {
                     self.resolved.display()
                 ));
             }
-            Err(_) => return Err(format!("file {} is gone", self.resolved.display())),
+            Err(_) => return Err(format!("file {} deleted", self.resolved.display())),
         }
         if FileFingerprint::of(&self.resolved) == self.fingerprint {
             Ok(())
         } else {
-            Err(format!("file {} changed", self.resolved.display()))
+            Err(format!("file {} modified", self.resolved.display()))
         }
     }
 }
@@ -149,13 +149,10 @@ pub enum Read {
         /// What the widget returned, for explanations.
         shown: String,
     },
-    /// A local file (CSV, SQLite database).
-    File {
-        /// Where it is.
-        path: PathBuf,
-        /// Size and modification time when read.
-        fingerprint: FileFingerprint,
-    },
+    /// A local file: the path as written, where it resolved, and what it looked like (or
+    /// that it was missing). Checked by resolving the path again, so a file arriving earlier
+    /// in the search order, or another notebook's file of the same name, is a change.
+    File(FileRead),
     /// A shared resource used through its handle.
     Resource {
         /// The handle (identity and mutation counter).
@@ -192,10 +189,12 @@ impl Read {
                 hasher.update(label.as_bytes());
                 hasher.update(format!("{set:?}").as_bytes());
             }
-            Self::File { path, fingerprint } => {
+            Self::File(read) => {
                 hasher.update(b"f");
-                hasher.update(path.to_string_lossy().as_bytes());
-                hasher.update(format!("{fingerprint:?}").as_bytes());
+                hasher.update(read.written.as_bytes());
+                hasher.update(&[0]);
+                hasher.update(read.resolved.to_string_lossy().as_bytes());
+                hasher.update(format!("{:?}", read.fingerprint).as_bytes());
             }
             Self::Resource { handle, mutations } => {
                 hasher.update(b"r");
@@ -217,7 +216,7 @@ impl Read {
             Self::Var { name, .. } => name.clone(),
             Self::State { .. } => "state".to_string(),
             Self::Widget { label, .. } => format!("widget {label}"),
-            Self::File { path, .. } => format!("file {}", path.display()),
+            Self::File(read) => format!("file {}", read.resolved.display()),
             Self::Resource { handle, .. } => format!("resource {}", handle.function()),
             Self::CachedCall { function, .. } => format!("{function}(...)"),
         }
@@ -230,7 +229,7 @@ impl Read {
                 crate::cache::registry::short_key(*digest)
             }
             Self::Widget { shown, .. } => shown.clone(),
-            Self::File { fingerprint, .. } => match fingerprint.size {
+            Self::File(read) => match read.fingerprint.size {
                 Some(size) => format!("{size} bytes"),
                 None => "missing".to_string(),
             },

@@ -38,6 +38,7 @@ impl Runtime {
                 widgets: &ctx.widgets,
                 scope,
                 registry: &self.cache,
+                notebook_dir: options.notebook_dir.as_deref(),
             };
             self.cells.check(name, code_hash, &now)
         })
@@ -404,6 +405,7 @@ struct RunInputs<'a> {
     widgets: &'a WidgetValues,
     scope: &'a Scope<'a>,
     registry: &'a CacheRegistry,
+    notebook_dir: Option<&'a std::path::Path>,
 }
 
 impl CurrentInputs for RunInputs<'_> {
@@ -415,6 +417,10 @@ impl CurrentInputs for RunInputs<'_> {
     fn state(&self) -> Option<u128> {
         let state = self.scope.get("state")?;
         crate::cells::outputs::var_digest(state, false).ok()
+    }
+
+    fn notebook_dir(&self) -> Option<&std::path::Path> {
+        self.notebook_dir
     }
 
     fn widget(&self, label: &str) -> Option<WidgetValue> {

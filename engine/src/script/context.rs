@@ -347,26 +347,10 @@ pub(crate) fn note_file(read: FileRead) {
             }
             return;
         }
-        let Some(recorder) = ctx.recorder.as_mut() else {
-            return;
-        };
-        // Found beside the notebook (or nowhere): the working directory, looked at first,
-        // had none. A file arriving there would be read instead.
-        let written = std::path::Path::new(&read.written);
-        if written.is_relative()
-            && std::path::absolute(written).ok().as_ref() != Some(&read.resolved)
-            && recorder.first_time(&format!("file:{}", written.display()))
+        if let Some(recorder) = ctx.recorder.as_mut()
+            && recorder.first_time(&format!("file:{}", read.resolved.display()))
         {
-            recorder.reads.push(Read::File {
-                path: written.to_path_buf(),
-                fingerprint: crate::cells::FileFingerprint::of(written),
-            });
-        }
-        if recorder.first_time(&format!("file:{}", read.resolved.display())) {
-            recorder.reads.push(Read::File {
-                path: read.resolved,
-                fingerprint: read.fingerprint,
-            });
+            recorder.reads.push(Read::File(read));
         }
     });
 }
