@@ -6,7 +6,9 @@
 //! The analysis over-approximates on purpose: a call on a branch that did not run still
 //! counts. When in doubt, the cell runs.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 
 use rhai::{AST, ASTNode, Expr, FnCallExpr, Stmt};
 
@@ -25,36 +27,69 @@ pub(crate) struct Reach {
     pub fns: Vec<String>,
 }
 
-/// What the cell whose code is `cell` can reach; `library` holds every script fn of the
-/// notebook.
+/// The notebook's script fns, each read once however many cells reach it: what it refers
+/// to, and whether it can catch an error.
+pub(crate) struct Library<'a> {
+    ast: &'a AST,
+    names: HashSet<String>,
+    bodies: RefCell<HashMap<String, Rc<Body>>>,
+}
+
+/// What one script fn (all its overloads) refers to.
+struct Body {
+    references: Vec<Reference>,
+    catches_errors: bool,
+}
+
+impl<'a> Library<'a> {
+    /// The fns of `ast` (every script fn of the notebook).
+    pub(crate) fn new(ast: &'a AST) -> Self {
+        Self {
+            ast,
+            names: ast.iter_functions().map(|f| f.name.to_string()).collect(),
+            bodies: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn body(&self, name: &str) -> Rc<Body> {
+        if let Some(body) = self.bodies.borrow().get(name) {
+            return body.clone();
+        }
+        // (`clone_functions_only_filtered` keeps every fn when the AST it builds starts
+        // empty, in Rhai 1.27: retain on a clone instead.)
+        let mut only = self.ast.clone_functions_only();
+        only.retain_functions(|_, _, n, _| n == name);
+        let body = Rc::new(Body {
+            references: references(&only, &self.names),
+            catches_errors: has_try(&only),
+        });
+        self.bodies
+            .borrow_mut()
+            .insert(name.to_string(), body.clone());
+        body
+    }
+}
+
+/// What the cell whose code is `cell` can reach in `library`.
 ///
 /// `resources` maps each `@cache_resource` fn to its implementation: the walk stops at
 /// cached fns, but a resource can hand out code (a fn pointer in a map it returns), so the
 /// fns a resource's implementation points to count as reached by the cells that use it.
 pub(crate) fn reach(
     cell: &AST,
-    library: &AST,
+    library: &Library,
     table: &EffectTable,
     resources: &HashMap<String, String>,
 ) -> Reach {
-    let script_fns: HashSet<String> = library
-        .iter_functions()
-        .map(|f| f.name.to_string())
-        .collect();
     let statements = cell.clone_statements_only();
-    let mut catches_errors = has_try(&statements);
     let mut fns = Vec::new();
-    let uncovered = uncovered_effect(
-        &statements,
-        library,
-        &script_fns,
-        table,
-        resources,
-        &mut |name, ast| {
-            catches_errors |= has_try(ast);
-            fns.push(name.to_string());
-        },
-    );
+    let uncovered = uncovered_effect(&statements, library, table, resources, &mut fns);
+    let catches_errors =
+        has_try(&statements) || fns.iter().any(|name| library.body(name).catches_errors);
     Reach {
         uncovered,
         catches_errors,
@@ -72,23 +107,22 @@ fn has_try(ast: &AST) -> bool {
 }
 
 /// Why the cell whose statements are `statements` can never be served from the cache, or
-/// `None`. `on_fn` sees the name and body of every script fn reached.
+/// `None`. `walked` gets the name of every script fn reached, in the order found.
 fn uncovered_effect(
     statements: &AST,
-    library: &AST,
-    script_fns: &HashSet<String>,
+    library: &Library,
     table: &EffectTable,
     resources: &HashMap<String, String>,
-    on_fn: &mut dyn FnMut(&str, &AST),
+    walked: &mut Vec<String>,
 ) -> Option<String> {
-    let mut queue: VecDeque<Reference> = references(statements, script_fns).into_iter().collect();
-    let mut walked: HashSet<String> = HashSet::new();
-    let mut bodies: HashMap<String, Vec<Reference>> = HashMap::new();
+    let mut queue: VecDeque<Reference> =
+        references(statements, &library.names).into_iter().collect();
+    let mut seen: HashSet<String> = HashSet::new();
     while let Some(reference) = queue.pop_front() {
         let name = match reference {
             Reference::Call(name) | Reference::Pointer(name) => name,
             // `x in y` calls `contains`, which a notebook fn may define.
-            Reference::Operator(name) if script_fns.contains(&name) => name,
+            Reference::Operator(name) if library.has(&name) => name,
             Reference::Operator(name) => {
                 // Unknown: one of Rhai's built-in operators on its own types.
                 if let Some(effect) = table.get(&name)
@@ -110,24 +144,17 @@ fn uncovered_effect(
             }
             Reference::Dynamic(what) => return Some(what),
         };
-        if script_fns.contains(&name) {
-            if walked.insert(name.clone()) {
-                let found = bodies.entry(name.clone()).or_insert_with(|| {
-                    // (`clone_functions_only_filtered` keeps every fn when the AST it
-                    // builds starts empty, in Rhai 1.27: retain on a clone instead.)
-                    let mut only = library.clone_functions_only();
-                    only.retain_functions(|_, _, n, _| n == name);
-                    on_fn(&name, &only);
-                    references(&only, script_fns)
-                });
-                queue.extend(found.iter().cloned());
+        if library.has(&name) {
+            if seen.insert(name.clone()) {
+                queue.extend(library.body(&name).references.iter().cloned());
                 if let Some(implementation) = resources.get(&name) {
                     queue.extend(
-                        pointers_from(implementation, library, script_fns)
+                        pointers_from(implementation, library)
                             .into_iter()
                             .map(Reference::Call),
                     );
                 }
+                walked.push(name.clone());
             }
             // A script fn may shadow an API function of the same name for some arities only.
             if let Some(effect) = table.get(&name)
@@ -168,23 +195,21 @@ fn uncovered(name: &str, effect: Effect) -> Option<String> {
 
 /// The fns that code reachable from `start` makes pointers to (closures, `Fn("f")`, a bare
 /// fn name): what a value it returns may carry.
-fn pointers_from(start: &str, library: &AST, script_fns: &HashSet<String>) -> Vec<String> {
+fn pointers_from(start: &str, library: &Library) -> Vec<String> {
     let mut pointers = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut queue = vec![start.to_string()];
     while let Some(name) = queue.pop() {
-        if !script_fns.contains(&name) || !seen.insert(name.clone()) {
+        if !library.has(&name) || !seen.insert(name.clone()) {
             continue;
         }
-        let mut only = library.clone_functions_only();
-        only.retain_functions(|_, _, n, _| n == name);
-        for reference in references(&only, script_fns) {
+        for reference in &library.body(&name).references {
             match reference {
                 Reference::Pointer(target) => {
                     pointers.push(target.clone());
-                    queue.push(target);
+                    queue.push(target.clone());
                 }
-                Reference::Call(target) => queue.push(target),
+                Reference::Call(target) => queue.push(target.clone()),
                 _ => {}
             }
         }
@@ -308,7 +333,13 @@ mod tests {
             .compile(library)
             .unwrap()
             .merge(&cell_ast.clone_functions_only());
-        super::reach(&cell_ast, &library_ast, &table, &HashMap::new()).uncovered
+        super::reach(
+            &cell_ast,
+            &Library::new(&library_ast),
+            &table,
+            &HashMap::new(),
+        )
+        .uncovered
     }
 
     #[test]
@@ -368,7 +399,7 @@ mod tests {
         let table = EffectTable::standard();
         let ast = engine.compile("write(fetch_prices());").unwrap();
         assert!(
-            reach(&ast, &ast, &table, &HashMap::new())
+            reach(&ast, &Library::new(&ast), &table, &HashMap::new())
                 .uncovered
                 .unwrap()
                 .contains("declares no effect")
@@ -396,9 +427,9 @@ mod tests {
             .compile("fn careful() { try { risky() } catch { 0 } } fn risky() { throw 1; }")
             .unwrap();
         let cell = engine.compile("write(careful());").unwrap();
-        assert!(reach(&cell, &library, &table, &HashMap::new()).catches_errors);
+        assert!(reach(&cell, &Library::new(&library), &table, &HashMap::new()).catches_errors);
         let plain = engine.compile("write(1);").unwrap();
-        assert!(!reach(&plain, &library, &table, &HashMap::new()).catches_errors);
+        assert!(!reach(&plain, &Library::new(&library), &table, &HashMap::new()).catches_errors);
     }
 
     #[test]
@@ -414,13 +445,13 @@ mod tests {
         let cell = engine.compile("write(ops().tick.call());").unwrap();
         let resources = HashMap::from([("ops".to_string(), "ops__cellar".to_string())]);
         assert!(
-            reach(&cell, &library, &table, &resources)
+            reach(&cell, &Library::new(&library), &table, &resources)
                 .uncovered
                 .is_some_and(|r| r.contains("now"))
         );
         // A data fn's value cannot hold a pointer: its implementation stays its own business.
         assert_eq!(
-            reach(&cell, &library, &table, &HashMap::new()).uncovered,
+            reach(&cell, &Library::new(&library), &table, &HashMap::new()).uncovered,
             None
         );
     }

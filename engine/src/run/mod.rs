@@ -15,7 +15,7 @@ use self::cell_cache::{CellLookup, RanCell, cell_policy, restore_cell};
 use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
 use crate::cache::source::FunctionSources;
 use crate::cache::{CacheRegistry, SystemClock};
-use crate::cells::effects::reach;
+use crate::cells::effects::{Library, reach};
 use crate::cells::trace::CellRecorder;
 use crate::cells::{CellStatus, CellTraces};
 use crate::elements::{Element, ElementKind, Payload};
@@ -629,8 +629,9 @@ impl Runtime {
             })
             .map(|spec| (spec.annotated.name.clone(), spec.impl_name.clone()))
             .collect();
+        let fns = Library::new(&library);
         for cell in cells.iter_mut().flatten() {
-            let reach = reach(&cell.ast, &library, &effects, &resources);
+            let reach = reach(&cell.ast, &fns, &effects, &resources);
             cell.uncovered = reach.uncovered;
             // An annotation edit (ttl, allow_widgets, data to resource) changes what a call
             // of the fn does: the cells that reach it run again.
