@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Scope};
 
-use super::{CompiledNotebook, RunOptions, Runtime};
+use super::{CompiledNotebook, RunOptions, Runtime, VALIDATED};
 use crate::cache::registry::Begin;
 use crate::cache::{
     CacheKind, CacheRegistry, CallKey, FunctionPolicy, KeyPart, MissReason, RemovalCause,
@@ -108,24 +108,14 @@ impl Runtime {
             if !self.cache.holds_resource(handle) {
                 return Some(format!("the resource from `{function}` was replaced"));
             }
-            let validate = compiled
-                .functions
-                .get(function)
-                .and_then(|spec| spec.annotated.options.validate.clone());
-            if let Some(validate) = validate {
-                // `validate` may name a script fn or an API function (`is_open`): call it
-                // as the script would.
+            if let Some((validate, call)) = compiled.validators.get(function) {
                 let mut scope = Scope::new();
-                scope.push("__cellar_resource", Dynamic::from(handle.clone()));
-                let valid = self
-                    .engine
-                    .compile_expression(format!("{validate}(__cellar_resource)"))
-                    .map_err(|e| e.to_string())
-                    .and_then(|call| {
-                        self.engine
-                            .eval_ast_with_scope::<bool>(&mut scope, &compiled.library.merge(&call))
-                            .map_err(|e| e.to_string())
-                    });
+                scope.push(VALIDATED, Dynamic::from(handle.clone()));
+                let valid = call.as_ref().map_err(Clone::clone).and_then(|call| {
+                    self.engine
+                        .eval_ast_with_scope::<bool>(&mut scope, call)
+                        .map_err(|e| e.to_string())
+                });
                 if !matches!(valid, Ok(true)) {
                     return Some(format!(
                         "`{validate}` says the resource from `{function}` is stale"

@@ -201,7 +201,14 @@ struct CompiledNotebook {
     cells: Vec<Result<CompiledCell, CellError>>,
     library: AST,
     functions: Arc<HashMap<String, CachedFnSpec>>,
+    /// For each resource fn with `validate`: the validate fn's name, and a call of it on
+    /// [`VALIDATED`] with the notebook's fns (compiled once, called on every cell hit that
+    /// relies on the resource); `Err` says why it does not compile.
+    validators: HashMap<String, (String, Result<AST, String>)>,
 }
+
+/// The variable a cell hit's `validate` call reads the resource from.
+const VALIDATED: &str = "__cellar_resource";
 
 impl Runtime {
     /// A runtime with the system clock, persisting to [`default_cache_dir`] of each
@@ -651,10 +658,25 @@ impl Runtime {
                 );
             }
         }
+        // `validate` may name a script fn or an API function (`is_open`): call it as the
+        // script would.
+        let validators = functions
+            .values()
+            .filter_map(|spec| {
+                let validate = spec.annotated.options.validate.clone()?;
+                let call = self
+                    .engine
+                    .compile_expression(format!("{validate}({VALIDATED})"))
+                    .map(|call| library.merge(&call))
+                    .map_err(|e| e.to_string());
+                Some((spec.annotated.name.clone(), (validate, call)))
+            })
+            .collect();
         CompiledNotebook {
             cells,
             library,
             functions: Arc::new(functions),
+            validators,
         }
     }
 
