@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// Run the sessions at the same time, each on its own thread.
     #[arg(long)]
     pub parallel: bool,
+    /// Wait this many seconds between runs (lets a ttl run out, or a background refresh
+    /// finish, between them).
+    #[arg(long, value_name = "SECS", value_parser = parse_pause)]
+    pub pause: Option<Duration>,
     /// Print, for every cell and every cached call, whether it hit or missed and why.
     #[arg(long)]
     pub explain: bool,
@@ -86,6 +90,16 @@ pub struct RunArgs {
     /// evicted first, with the cause "memory budget". Default: `$CELLAR_MEMORY_BUDGET`, else none.
     #[arg(long, value_name = "SIZE", value_parser = cellar_engine::cache::parse_size)]
     pub memory_budget: Option<u64>,
+}
+
+fn parse_pause(raw: &str) -> Result<Duration, String> {
+    raw.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|d| d.as_secs() <= 86_400)
+        .ok_or_else(|| {
+            format!("expected seconds between 0 and 86400 (e.g. --pause 1.5), got {raw:?}")
+        })
 }
 
 fn parse_set(raw: &str) -> Result<(String, String), String> {
@@ -235,13 +249,20 @@ pub fn run(args: RunArgs) -> ExitCode {
             *failed.lock() = true;
         }
     };
+    let pause = |run: u32| {
+        if let Some(pause) = args.pause.filter(|_| run < args.runs) {
+            std::thread::sleep(pause);
+        }
+    };
     if args.parallel {
         std::thread::scope(|scope| {
             for session in &mut sessions {
                 let run_session = &run_session;
+                let pause = &pause;
                 scope.spawn(move || {
                     for run in 1..=args.runs {
                         run_session(session, run);
+                        pause(run);
                     }
                 });
             }
@@ -251,8 +272,15 @@ pub fn run(args: RunArgs) -> ExitCode {
             for session in &mut sessions {
                 run_session(session, run);
             }
+            pause(run);
         }
     }
+    // The sessions end with the command: their own entries go, and every resource's
+    // `on_release` fn is called before the process exits.
+    for session in &sessions {
+        runtime.close_session(session);
+    }
+    runtime.end_process();
     for warning in unmatched_sets(&args.set, &shown_labels.lock()) {
         printer.warning(&warning);
     }

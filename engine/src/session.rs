@@ -1,11 +1,15 @@
 //! A session: one user's view of a notebook (its `state` map and widget values). Several
 //! sessions share one runtime and, later, one cache.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::widgets::{WidgetValue, WidgetValues};
 
 /// One user's session.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Session {
+    /// Unique in the process: entries of `scope = "session"` fns belong to it.
+    pub id: u64,
     /// The name shown in output (`A`, `B`, ...).
     pub name: String,
     /// The per-session `state` map scripts read and write; it survives reruns.
@@ -16,12 +20,24 @@ pub struct Session {
     pub runs: u64,
 }
 
+/// Where session ids come from (0 is never handed out).
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new("A")
+    }
+}
+
 impl Session {
-    /// A new session with an empty state.
+    /// A new session with an empty state and an id no other session of this process has.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             name: name.into(),
-            ..Self::default()
+            state: rhai::Map::new(),
+            widgets: WidgetValues::default(),
+            runs: 0,
         }
     }
 

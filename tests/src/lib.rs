@@ -66,6 +66,7 @@ pub struct Harness {
     sessions: std::collections::HashMap<String, Session>,
     cell_cache: bool,
     notebook_dir: std::path::PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Default for Harness {
@@ -85,6 +86,20 @@ impl Harness {
             sessions: Default::default(),
             cell_cache: true,
             notebook_dir: repo_root(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// What runs printed and warned (`print`, failed release fns, failed refreshes),
+    /// taken: the next call returns only what came after.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().expect("log lock"))
+    }
+
+    /// Closes a session, as closing its tab would: its `scope = "session"` entries go.
+    pub fn close(&mut self, session: &str) {
+        if let Some(session) = self.sessions.remove(session) {
+            self.runtime.close_session(&session);
         }
     }
 
@@ -116,9 +131,11 @@ impl Harness {
             .entry(session.to_string())
             .or_insert_with(|| Session::new(session));
         let notebook = Notebook::parse(text);
+        let sink = self.log.clone();
         let options = RunOptions {
             notebook_dir: Some(self.notebook_dir.clone()),
             cell_cache: self.cell_cache,
+            log: Arc::new(move |text| sink.lock().expect("log lock").push(text.to_string())),
             ..RunOptions::default()
         };
         self.runtime.run(&notebook, session, &options, &mut |_| {})

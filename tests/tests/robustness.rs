@@ -179,12 +179,7 @@ fn a_panic_in_a_cached_fn_wakes_the_session_waiting_for_it() {
 }
 
 fn policy() -> FunctionPolicy {
-    FunctionPolicy {
-        kind: CacheKind::Data,
-        code_hash: 1,
-        ttl: None,
-        max_entries: None,
-    }
+    FunctionPolicy::unbounded(CacheKind::Data, 1)
 }
 
 fn call(key: u128) -> CallKey {
@@ -192,6 +187,7 @@ fn call(key: u128) -> CallKey {
         key,
         args_key: key,
         parts: Vec::new(),
+        session: None,
     }
 }
 

@@ -378,3 +378,30 @@ fn a_fn_pointer_from_a_resource_is_followed() {
     let b = cell_text(&h.run("A", nb), 1);
     assert_ne!(a, b, "the draw was replayed");
 }
+
+/// A cell that relied on an entry is not served once the entry was computed again under the
+/// same key (its ttl ran out and another notebook's cell called it first): the cell's trace
+/// names the value it used, not just the key.
+#[test]
+fn a_cell_is_not_replayed_after_its_entry_was_computed_again_elsewhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("n.db");
+    let conn = new_db(&db, false);
+    conn.execute("INSERT INTO t VALUES (1)", [])
+        .expect("insert");
+    let mut h = Harness::default().in_dir(dir.path());
+    let latest = "@cache_data(ttl = 60)\nfn latest() { sqlite_connect(\"n.db\").query(\"SELECT a FROM t\").row(0).a }\n";
+    let reader = format!("// %% Reader\n{latest}let v = latest();\nwrite(v * 10);\n");
+    let other = format!("// %% Other\n{latest}write(latest());\n");
+    assert_eq!(texts(&h.run("A", &reader)), ["10"]);
+    conn.execute("UPDATE t SET a = 2", []).expect("update");
+    h.clock.advance(Duration::from_secs(61));
+    assert_eq!(texts(&h.run("B", &other)), ["2"]);
+    // An uncached run would show 20: `latest()` holds 2 now.
+    let again = h.run("A", &reader);
+    assert_eq!(texts(&again), ["20"]);
+    assert!(
+        !matches!(status(&again, 0), CellStatus::Hit),
+        "the cell ran"
+    );
+}

@@ -78,10 +78,9 @@ const FUNCTIONS: [Function; 4] = [
 
 fn policy(f: &Function) -> FunctionPolicy {
     FunctionPolicy {
-        kind: CacheKind::Data,
-        code_hash: 1,
         ttl: f.ttl,
         max_entries: f.max_entries,
+        ..FunctionPolicy::unbounded(CacheKind::Data, 1)
     }
 }
 
@@ -96,6 +95,7 @@ fn call(function: usize, k: u32) -> CallKey {
         key,
         args_key: key,
         parts: Vec::new(),
+        session: None,
     }
 }
 
@@ -396,7 +396,10 @@ fn check_quiet(shared: &Shared, model: &mut Model) {
                     )
                 });
             }
-            EventKind::Hit | EventKind::Miss(_) => {}
+            EventKind::Hit
+            | EventKind::StaleHit
+            | EventKind::Miss(_)
+            | EventKind::Released { .. } => {}
         }
         model.next_seq = event.seq + 1;
     }

@@ -87,6 +87,12 @@ pub fn cause_color(cause: RemovalCause, dark_mode: bool) -> Color32 {
         // Red: the resource was found broken.
         RemovalCause::ValidateFailed => ((0xFF, 0x6B, 0x6B), (0xC0, 0x29, 0x2B)),
         RemovalCause::FileChanged => ((0xF2, 0xD0, 0x4B), (0x8A, 0x6D, 0x00)),
+        // Sky: the function's byte cap, a cousin of max_entries' blue.
+        RemovalCause::MaxSize => ((0x5C, 0xD6, 0xF0), (0x00, 0x6E, 0x8A)),
+        // Brown: the session that owned it closed.
+        RemovalCause::SessionClosed => ((0xC8, 0x9B, 0x7B), (0x7A, 0x4E, 0x2E)),
+        // Slate: the window or process ended.
+        RemovalCause::ProcessEnded => ((0x9C, 0xB4, 0xC8), (0x45, 0x5A, 0x6E)),
     };
     let (r, g, b) = if dark_mode { dark } else { light };
     Color32::from_rgb(r, g, b)
@@ -99,6 +105,12 @@ pub fn event_color(event: &EventKind, ui: &egui::Ui) -> Color32 {
         EventKind::Removed(cause) => cause_color(*cause, dark_mode),
         EventKind::Hit if dark_mode => Color32::from_rgb(0x7C, 0xCB, 0x6E),
         EventKind::Hit => Color32::from_rgb(0x2E, 0x7D, 0x32),
+        EventKind::StaleHit if dark_mode => Color32::from_rgb(0xB5, 0xD9, 0x6B),
+        EventKind::StaleHit => Color32::from_rgb(0x5B, 0x7A, 0x12),
+        EventKind::Released { error: Some(_), .. } => {
+            cause_color(RemovalCause::ValidateFailed, dark_mode)
+        }
+        EventKind::Released { .. } => ui.visuals().weak_text_color(),
         EventKind::Miss(_) if dark_mode => Color32::from_rgb(0xF0, 0x8C, 0xAE),
         EventKind::Miss(_) => Color32::from_rgb(0xAD, 0x14, 0x57),
         EventKind::Inserted => ui.visuals().weak_text_color(),
@@ -160,6 +172,9 @@ mod tests {
             RemovalCause::Cleared,
             RemovalCause::ValidateFailed,
             RemovalCause::FileChanged,
+            RemovalCause::MaxSize,
+            RemovalCause::SessionClosed,
+            RemovalCause::ProcessEnded,
         ];
         for dark in [true, false] {
             let colors: std::collections::HashSet<Color32> =

@@ -64,7 +64,10 @@ impl EventLog {
                         .insert(event.function.clone(), (event.key.clone(), reason.clone()));
                     push_bounded(&mut self.traffic, event, TRAFFIC_KEPT);
                 }
-                EventKind::Hit | EventKind::Inserted => {
+                EventKind::Hit
+                | EventKind::StaleHit
+                | EventKind::Inserted
+                | EventKind::Released { .. } => {
                     push_bounded(&mut self.traffic, event, TRAFFIC_KEPT)
                 }
             }
@@ -145,9 +148,16 @@ fn line(ui: &egui::Ui, event: &CacheEvent, now: Duration) -> LayoutJob {
         EventKind::Hit => "hit".to_string(),
         EventKind::Miss(_) => "miss".to_string(),
         EventKind::Inserted => "stored".to_string(),
+        EventKind::StaleHit => "stale hit".to_string(),
+        EventKind::Released { error: None, .. } => "released".to_string(),
+        EventKind::Released { error: Some(_), .. } => "release failed".to_string(),
     };
     let body = match &event.event {
         EventKind::Miss(reason) => format!("{} [{}]: {reason}", event.function, event.key),
+        EventKind::Released { by, error } => match error {
+            Some(error) => format!("{} [{}] by `{by}`: {error}", event.function, event.key),
+            None => format!("{} [{}] by `{by}`", event.function, event.key),
+        },
         _ => format!("{} [{}]", event.function, event.key),
     };
     let font = FontId::monospace(12.0);

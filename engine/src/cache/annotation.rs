@@ -85,6 +85,17 @@ pub struct CacheOptions {
     pub validate: Option<String>,
     /// `allow_output_mutation = true` (deprecated `@cache` only): resource semantics.
     pub allow_output_mutation: bool,
+    /// `scope = "session"`: each session has its own entries, which go when it closes.
+    pub session_scope: bool,
+    /// `on_release = "fn_name"` (resource only): called with the value when it leaves.
+    pub on_release: Option<String>,
+    /// `max_size = "500MB"` (data only): a byte cap over this function's entries.
+    pub max_size: Option<u64>,
+    /// `refresh = "background"` (data only, with a ttl): an expired entry is served while
+    /// it is computed again.
+    pub refresh_background: bool,
+    /// `max_stale = "1h"`: how long past its ttl an entry may be served that way.
+    pub max_stale: Option<Duration>,
 }
 
 impl Default for CacheOptions {
@@ -97,6 +108,11 @@ impl Default for CacheOptions {
             allow_widgets: false,
             validate: None,
             allow_output_mutation: false,
+            session_scope: false,
+            on_release: None,
+            max_size: None,
+            refresh_background: false,
+            max_stale: None,
         }
     }
 }
@@ -157,11 +173,22 @@ pub struct Preprocessed {
 const DATA_PARAMS: &[&str] = &[
     "ttl",
     "max_entries",
+    "max_size",
     "show_spinner",
     "persist",
+    "scope",
+    "refresh",
+    "max_stale",
     "experimental_allow_widgets",
 ];
-const RESOURCE_PARAMS: &[&str] = &["ttl", "max_entries", "show_spinner", "validate"];
+const RESOURCE_PARAMS: &[&str] = &[
+    "ttl",
+    "max_entries",
+    "show_spinner",
+    "validate",
+    "on_release",
+    "scope",
+];
 const LEGACY_PARAMS: &[&str] = &[
     "ttl",
     "max_entries",
@@ -640,15 +667,99 @@ fn parse_options(kind: CacheKind, text: &str) -> Result<CacheOptions, String> {
                         value.describe()
                     ));
                 };
+                check_fn_name("validate", &name)?;
                 options.validate = Some(name);
             }
             "hash_funcs" => {
                 // Only the deprecated @cache takes it; Cellar hashes every value by content.
             }
+            "scope" => {
+                options.session_scope = match value {
+                    OptionValue::Str(s) if s == "session" => true,
+                    OptionValue::Str(s) if s == "global" => false,
+                    other => {
+                        return Err(format!(
+                            "scope = {} is not allowed: use scope = \"global\" (one entry for every session, the default) or scope = \"session\" (each session its own, gone when it closes)",
+                            other.describe()
+                        ));
+                    }
+                }
+            }
+            "on_release" => {
+                let OptionValue::Str(name) = value else {
+                    return Err(format!(
+                        "on_release = {} is not allowed: name a script function that takes the value, e.g. on_release = \"close_it\"",
+                        value.describe()
+                    ));
+                };
+                check_fn_name("on_release", &name)?;
+                options.on_release = Some(name);
+            }
+            "max_size" => {
+                let size = match &value {
+                    OptionValue::Str(s) => super::parse_size(s).ok(),
+                    OptionValue::Int(n) if *n > 0 => Some(*n as u64),
+                    _ => None,
+                };
+                options.max_size = Some(size.filter(|n| *n > 0).ok_or_else(|| {
+                    format!(
+                        "max_size = {} is not a size: use bytes or a string such as \"500MB\" or \"2GB\"",
+                        value.describe()
+                    )
+                })?);
+            }
+            "refresh" => {
+                options.refresh_background = match value {
+                    OptionValue::Str(s) if s == "background" => true,
+                    OptionValue::Str(s) if s == "foreground" => false,
+                    other => {
+                        return Err(format!(
+                            "refresh = {} is not allowed: use refresh = \"background\" (serve the expired value while it is computed again) or \"foreground\" (wait for it, the default)",
+                            other.describe()
+                        ));
+                    }
+                }
+            }
+            "max_stale" => {
+                options.max_stale =
+                    Some(parse_ttl(&value).map_err(|e| e.replacen("ttl", "max_stale", 1))?);
+            }
             _ => unreachable!("checked against the allowed list above"),
         }
     }
+    check_combinations(&options)?;
     Ok(options)
+}
+
+/// `validate` and `on_release` name a fn: an identifier, nothing else.
+fn check_fn_name(option: &str, name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let starts_well = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if starts_well && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Ok(());
+    }
+    Err(format!(
+        "{option} = {name:?} is not a fn name: write the name alone, without parentheses or arguments, e.g. {option} = \"close_it\""
+    ))
+}
+
+/// Parameters that make sense alone but not together.
+fn check_combinations(options: &CacheOptions) -> Result<(), String> {
+    if options.refresh_background && options.ttl.is_none() {
+        return Err("refresh = \"background\" needs a ttl: it says what to do once an entry expires, e.g. ttl = \"10m\", refresh = \"background\"".to_string());
+    }
+    if options.max_stale.is_some() && !options.refresh_background {
+        return Err(
+            "max_stale only applies with refresh = \"background\": add it, or remove max_stale"
+                .to_string(),
+        );
+    }
+    if options.session_scope && options.persist {
+        return Err("persist = \"disk\" cannot go with scope = \"session\": a session's entries go when it closes, while persisted ones outlive the process; pick one".to_string());
+    }
+    Ok(())
 }
 
 fn unknown_parameter(kind: CacheKind, key: &str, allowed: &[&str]) -> String {

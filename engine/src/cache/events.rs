@@ -22,12 +22,21 @@ pub enum RemovalCause {
     ValidateFailed,
     /// A local file its computation read changed, or the path now names another file.
     FileChanged,
+    /// Its function's `max_size` was reached; it was the least recently used.
+    MaxSize,
+    /// It belonged to a session (`scope = "session"`) that closed.
+    SessionClosed,
+    /// The process (or the window) ended.
+    ProcessEnded,
 }
 
 impl RemovalCause {
     /// Whether a policy removed it (as opposed to an explicit clear).
     pub fn was_evicted(self) -> bool {
-        !matches!(self, Self::Cleared)
+        !matches!(
+            self,
+            Self::Cleared | Self::SessionClosed | Self::ProcessEnded
+        )
     }
 
     /// Short name for logs and JSON.
@@ -40,6 +49,9 @@ impl RemovalCause {
             Self::Cleared => "cleared",
             Self::ValidateFailed => "validate failed",
             Self::FileChanged => "file changed",
+            Self::MaxSize => "max_size",
+            Self::SessionClosed => "session closed",
+            Self::ProcessEnded => "process ended",
         }
     }
 }
@@ -112,6 +124,16 @@ pub fn format_duration(d: Duration) -> String {
 pub enum EventKind {
     /// A call was served from the cache.
     Hit,
+    /// A call was served an expired entry while it is computed again in the background
+    /// (`refresh = "background"`).
+    StaleHit,
+    /// A resource's `on_release` fn was called with it; `Err` says how it failed.
+    Released {
+        /// The release fn.
+        by: String,
+        /// Why it failed, if it did.
+        error: Option<String>,
+    },
     /// A call had to compute.
     Miss(MissReason),
     /// A computed value was stored.
@@ -141,6 +163,22 @@ impl fmt::Display for CacheEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.event {
             EventKind::Hit => write!(f, "hit {} [{}]", self.function, self.key),
+            EventKind::StaleHit => write!(
+                f,
+                "stale hit {} [{}]: refreshing in the background",
+                self.function, self.key
+            ),
+            EventKind::Released { by, error: None } => {
+                write!(f, "released {} [{}] with `{by}`", self.function, self.key)
+            }
+            EventKind::Released {
+                by,
+                error: Some(error),
+            } => write!(
+                f,
+                "release fn `{by}` of {} [{}] failed: {error}",
+                self.function, self.key
+            ),
             EventKind::Miss(reason) => write!(f, "miss {} [{}]: {reason}", self.function, self.key),
             EventKind::Inserted => write!(f, "stored {} [{}]", self.function, self.key),
             EventKind::Removed(cause) => {

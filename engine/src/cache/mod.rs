@@ -17,8 +17,8 @@ pub use annotation::{AnnotatedFn, CacheKind, CacheOptions, Spinner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{CacheEvent, EventKind, MissReason, RemovalCause};
 pub use registry::{
-    CacheRegistry, CallKey, EntryInfo, FunctionPolicy, FunctionStats, KeyPart, StoredValue,
-    WidgetRead,
+    CacheRegistry, CallKey, EntryInfo, FunctionInfo, FunctionPolicy, FunctionStats, KeyPart,
+    Refresh, Release, StoredValue, WidgetRead,
 };
 pub use resource::ResourceHandle;
 pub use size::parse_size;

@@ -62,6 +62,57 @@ pub struct FunctionPolicy {
     pub ttl: Option<Duration>,
     /// Entry limit.
     pub max_entries: Option<usize>,
+    /// Byte limit over this function's entries (`max_size`).
+    pub max_size: Option<u64>,
+    /// What happens when an entry outlives its ttl.
+    pub refresh: Refresh,
+    /// The fn called with a resource when its entry leaves the cache (`on_release`).
+    pub on_release: Option<String>,
+}
+
+impl FunctionPolicy {
+    /// A policy with no limits: entries stay until cleared or evicted by the budget.
+    pub fn unbounded(kind: CacheKind, code_hash: u128) -> Self {
+        Self {
+            kind,
+            code_hash,
+            ttl: None,
+            max_entries: None,
+            max_size: None,
+            refresh: Refresh::Foreground,
+            on_release: None,
+        }
+    }
+}
+
+/// What a call finds when its entry outlived the ttl.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Refresh {
+    /// It computes again, and waits for it (the default).
+    #[default]
+    Foreground,
+    /// It is served the expired value while a background computation replaces it, as long
+    /// as the entry is no older than ttl + `max_stale` (no bound when `None`).
+    Background {
+        /// How long past the ttl an entry may still be served.
+        max_stale: Option<Duration>,
+    },
+}
+
+/// A resource that left the cache and whose `on_release` fn is still to be called (see
+/// [`CacheRegistry::take_releases`]).
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// The cached fn that made it.
+    pub function: String,
+    /// The entry's key.
+    pub key: u128,
+    /// The fn to call with it.
+    pub release_fn: String,
+    /// The resource.
+    pub handle: ResourceHandle,
+    /// Why it left.
+    pub cause: RemovalCause,
 }
 
 /// One argument's (or widget's) part of a key.
@@ -86,6 +137,8 @@ pub struct CallKey {
     pub args_key: u128,
     /// The hashed parts, in order.
     pub parts: Vec<KeyPart>,
+    /// The session the entry belongs to (`scope = "session"`); `None` for global entries.
+    pub session: Option<u64>,
 }
 
 impl CallKey {
@@ -120,6 +173,22 @@ impl Entry {
     fn expired(&self, now: Duration, ttl: Option<Duration>) -> Option<Duration> {
         ttl.filter(|ttl| now.saturating_sub(self.created) >= *ttl)
     }
+
+    /// Whether an expired entry may still be served while it is computed again.
+    fn servable_stale(&self, now: Duration, ttl: Duration, refresh: Refresh) -> bool {
+        match refresh {
+            Refresh::Foreground => false,
+            Refresh::Background { max_stale } => max_stale.is_none_or(|max_stale| {
+                now.saturating_sub(self.created) < ttl.saturating_add(max_stale)
+            }),
+        }
+    }
+
+    /// Whether the sweep should drop it now: expired, and not servable stale.
+    fn due(&self, now: Duration, f: &FunctionState) -> bool {
+        self.expired(now, f.ttl)
+            .is_some_and(|ttl| !self.servable_stale(now, ttl, f.refresh))
+    }
 }
 
 struct Entry {
@@ -134,6 +203,9 @@ struct Entry {
     hits: u64,
     size: u64,
     persisted: bool,
+    /// Unique over the registry's life: a cell that relied on this entry checks it is still
+    /// this one, not a value computed again under the same key (ttl, background refresh).
+    generation: u64,
 }
 
 /// A computation in progress that other callers with the same key wait for.
@@ -206,6 +278,11 @@ pub enum Begin {
         elements: Vec<Element>,
         /// Local files the computation read: the caller checks them before serving.
         files: Vec<FileRead>,
+        /// The entry's generation (what a cell's trace records).
+        generation: u64,
+        /// Set when the entry outlived its ttl and is served while it is computed again
+        /// (`refresh = "background"`): `true` when this caller must start that computation.
+        stale: Option<bool>,
     },
     /// Another caller is computing this key: wait, then ask again.
     Wait(Arc<InFlight>),
@@ -219,8 +296,15 @@ struct FunctionState {
     code_hash: Option<u128>,
     ttl: Option<Duration>,
     max_entries: Option<usize>,
+    max_size: Option<u64>,
+    refresh: Refresh,
+    on_release: Option<String>,
     entries: HashMap<u128, Entry>,
     in_flight: HashMap<u128, Arc<InFlight>>,
+    /// Keys being computed again in the background while their stale value is served.
+    refreshing: std::collections::HashSet<u128>,
+    /// Removals by cause, for `cache_info`.
+    removals: HashMap<RemovalCause, u64>,
     tombstones: HashMap<u128, MissReason>,
     tombstone_order: VecDeque<u128>,
     last_call: Option<Vec<KeyPart>>,
@@ -262,6 +346,13 @@ impl FunctionState {
                 .collect()
         };
         let args = changed(false);
+        // Another session's first call of a `scope = "session"` fn: its own entry.
+        if let (Some(_), [only]) = (call.session, args.as_slice())
+            && only == "session"
+            && let Some(part) = call.parts.iter().find(|p| p.name == "session" && !p.widget)
+        {
+            return MissReason::Described(format!("first call in session {}", part.summary));
+        }
         if !args.is_empty() {
             return MissReason::ArgumentsChanged(args);
         }
@@ -280,6 +371,9 @@ struct State {
     next_seq: u64,
     tick: u64,
     history: VecDeque<HistoryPoint>,
+    next_generation: u64,
+    /// Resources that left and whose `on_release` fn has not been called yet.
+    releases: Vec<Release>,
 }
 
 /// Cache size at one moment, for the panel's plot.
@@ -345,6 +439,23 @@ pub struct FunctionStats {
     pub bytes: u64,
 }
 
+/// One function's cache, as `cache_info(name)` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// Entries held.
+    pub entries: usize,
+    /// Calls served from the cache (stale serves included).
+    pub hits: u64,
+    /// Calls that computed.
+    pub misses: u64,
+    /// Approximate bytes held.
+    pub bytes: u64,
+    /// Age of the oldest entry held.
+    pub oldest: Option<Duration>,
+    /// Entries that left, by cause (sorted by the cause's name).
+    pub removals: Vec<(RemovalCause, u64)>,
+}
+
 /// The cache for the whole process.
 pub struct CacheRegistry {
     state: Mutex<State>,
@@ -382,6 +493,52 @@ impl CacheRegistry {
         policy: &FunctionPolicy,
         call: &CallKey,
     ) -> Result<Begin, String> {
+        self.begin_with(function, policy, call, false)
+    }
+
+    /// [`Self::begin`] for the background computation that replaces a stale entry (after a
+    /// [`Begin::Hit`] with `stale: Some(true)`): the stale value is not served to it, and it
+    /// computes while other callers are still served the stale value. It must end with
+    /// [`Self::end_refresh`].
+    pub fn begin_refresh(
+        &self,
+        function: &str,
+        policy: &FunctionPolicy,
+        call: &CallKey,
+    ) -> Result<Begin, String> {
+        self.begin_with(function, policy, call, true)
+    }
+
+    /// The background computation of `key` is over (stored, failed or not needed): the
+    /// next stale serve may start another.
+    pub fn end_refresh(&self, function: &str, key: u128) {
+        if let Some(f) = self.state.lock().functions.get_mut(function) {
+            f.refreshing.remove(&key);
+        }
+    }
+
+    /// How many background computations are running.
+    pub fn refreshing_count(&self) -> usize {
+        let state = self.state.lock();
+        state.functions.values().map(|f| f.refreshing.len()).sum()
+    }
+
+    /// Whether `function` has a background computation running.
+    pub fn is_refreshing(&self, function: &str) -> bool {
+        let state = self.state.lock();
+        state
+            .functions
+            .get(function)
+            .is_some_and(|f| !f.refreshing.is_empty())
+    }
+
+    fn begin_with(
+        &self,
+        function: &str,
+        policy: &FunctionPolicy,
+        call: &CallKey,
+        refreshing: bool,
+    ) -> Result<Begin, String> {
         let now = self.now();
         let mut state = self.state.lock();
         state.tick += 1;
@@ -391,22 +548,66 @@ impl CacheRegistry {
             .functions
             .get_mut(function)
             .expect("apply_policy creates it");
-        // Expired? Remove it first, so the miss says why.
-        let expired = f
-            .entries
-            .get(&call.key)
-            .and_then(|e| e.expired(now, policy.ttl));
-        if let Some(ttl) = expired {
-            f.entries.remove(&call.key);
-            f.evictions += 1;
-            f.remember_removal(call.args_key, MissReason::Expired(ttl));
-            self.log(
-                &mut state,
-                function,
-                policy.kind,
-                call.key,
-                EventKind::Removed(RemovalCause::Expired),
-            );
+        // Expired? Served stale while it is computed again, or removed first, so the miss
+        // says why.
+        let expired = f.entries.get(&call.key).and_then(|e| {
+            e.expired(now, policy.ttl)
+                .map(|ttl| (ttl, e.servable_stale(now, ttl, policy.refresh)))
+        });
+        match expired {
+            Some((_, true)) if !refreshing => {
+                let start = f.refreshing.insert(call.key);
+                let entry = f.entries.get_mut(&call.key).expect("found above");
+                entry.hits += 1;
+                entry.last_hit = Some(now);
+                entry.lru_tick = tick;
+                f.hits += 1;
+                f.last_call = Some(call.parts.clone());
+                let hit = Begin::Hit {
+                    value: entry.value.clone(),
+                    elements: entry.elements.clone(),
+                    files: entry.files.clone(),
+                    generation: entry.generation,
+                    stale: Some(start),
+                };
+                self.log(
+                    &mut state,
+                    function,
+                    policy.kind,
+                    call.key,
+                    EventKind::StaleHit,
+                );
+                return Ok(hit);
+            }
+            // The background computation: it replaces the entry when it completes, and
+            // others are served the stale value meanwhile.
+            Some((ttl, true)) => {
+                if f.in_flight.contains_key(&call.key) {
+                    return Ok(Begin::Wait(f.in_flight[&call.key].clone()));
+                }
+                f.misses += 1;
+                f.in_flight.insert(
+                    call.key,
+                    Arc::new(InFlight {
+                        owner: std::thread::current().id(),
+                        done: Mutex::new(false),
+                        finished: Condvar::new(),
+                    }),
+                );
+                let reason = MissReason::Expired(ttl);
+                self.log(
+                    &mut state,
+                    function,
+                    policy.kind,
+                    call.key,
+                    EventKind::Miss(reason.clone()),
+                );
+                return Ok(Begin::Compute(reason));
+            }
+            Some((_, false)) => {
+                self.remove_locked(&mut state, function, call.key, RemovalCause::Expired);
+            }
+            None => {}
         }
         let f = state.functions.get_mut(function).expect("still there");
         if let Some(entry) = f.entries.get_mut(&call.key) {
@@ -419,6 +620,8 @@ impl CacheRegistry {
                 value: entry.value.clone(),
                 elements: entry.elements.clone(),
                 files: entry.files.clone(),
+                generation: entry.generation,
+                stale: None,
             };
             self.log(&mut state, function, policy.kind, call.key, EventKind::Hit);
             return Ok(hit);
@@ -452,7 +655,8 @@ impl CacheRegistry {
         Ok(Begin::Compute(reason))
     }
 
-    /// Stores a computed value and wakes those waiting for it.
+    /// Stores a computed value and wakes those waiting for it; returns the entry's
+    /// generation.
     pub fn complete(
         &self,
         function: &str,
@@ -461,8 +665,8 @@ impl CacheRegistry {
         value: StoredValue,
         elements: Vec<Element>,
         persisted: bool,
-    ) {
-        self.complete_at(function, policy, call, value, elements, persisted, None);
+    ) -> u64 {
+        self.complete_at(function, policy, call, value, elements, persisted, None)
     }
 
     /// Stores a value read back from disk: its ttl counts from `created`, when the process
@@ -475,8 +679,8 @@ impl CacheRegistry {
         value: StoredValue,
         elements: Vec<Element>,
         created: Duration,
-    ) {
-        self.complete_at(function, policy, call, value, elements, true, Some(created));
+    ) -> u64 {
+        self.complete_at(function, policy, call, value, elements, true, Some(created))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -489,11 +693,13 @@ impl CacheRegistry {
         elements: Vec<Element>,
         persisted: bool,
         created: Option<Duration>,
-    ) {
+    ) -> u64 {
         let now = self.now();
         let mut state = self.state.lock();
         state.tick += 1;
         let tick = state.tick;
+        state.next_generation += 1;
+        let generation = state.next_generation;
         self.apply_policy(&mut state, function, policy);
         let f = state
             .functions
@@ -506,7 +712,7 @@ impl CacheRegistry {
                     e.text.len() as u64 + e.frame().map_or(0, |fr| fr.0.estimated_size() as u64)
                 })
                 .sum::<u64>();
-        f.entries.insert(
+        let replaced = f.entries.insert(
             call.key,
             Entry {
                 value,
@@ -519,8 +725,23 @@ impl CacheRegistry {
                 hits: 0,
                 size,
                 persisted,
+                generation,
             },
         );
+        // A resource replaced under the same key (a stale one computed again) is released.
+        if let Some(old) = replaced
+            && let (StoredValue::Resource(handle), Some(release_fn)) = (old.value, &f.on_release)
+        {
+            let release = Release {
+                function: function.to_string(),
+                key: call.key,
+                release_fn: release_fn.clone(),
+                handle,
+                cause: RemovalCause::Expired,
+            };
+            state.releases.push(release);
+        }
+        let f = state.functions.get_mut(function).expect("still there");
         f.tombstones.remove(&call.args_key);
         if let Some(flight) = f.in_flight.remove(&call.key) {
             flight.finish();
@@ -545,8 +766,22 @@ impl CacheRegistry {
                 self.remove_locked(&mut state, function, victim, RemovalCause::MaxEntries);
             }
         }
+        // max_size: the same, by bytes. An entry bigger than the cap alone goes too.
+        if let Some(max) = policy.max_size {
+            loop {
+                let f = state.functions.get_mut(function).expect("still there");
+                if f.entries.values().map(|e| e.size).sum::<u64>() <= max {
+                    break;
+                }
+                let Some((&victim, _)) = f.entries.iter().min_by_key(|(_, e)| e.lru_tick) else {
+                    break;
+                };
+                self.remove_locked(&mut state, function, victim, RemovalCause::MaxSize);
+            }
+        }
         self.enforce_budget(&mut state);
         Self::record_history(&mut state, now, false);
+        generation
     }
 
     /// Counts a miss that was decided outside [`Self::begin`] (a cell whose trace did not
@@ -568,11 +803,16 @@ impl CacheRegistry {
 
     /// Whether the entry `key` of `function` is still held and fresh; if not, why it left.
     /// Nothing is counted: this is a check, not a call.
+    /// An entry computed again under the same key (after its ttl, or in the background) is
+    /// not the one `generation` names: what was derived from the old value is stale. An
+    /// expired entry still served stale is not fresh either: a cell that relied on it runs,
+    /// so its call starts the background computation.
     pub fn entry_status(
         &self,
         function: &str,
         key: u128,
         args_key: u128,
+        generation: u64,
     ) -> Result<(), MissReason> {
         let now = self.now();
         let state = self.state.lock();
@@ -580,9 +820,13 @@ impl CacheRegistry {
             return Err(MissReason::Removed(RemovalCause::Cleared));
         };
         if let Some(entry) = f.entries.get(&key) {
-            return entry
-                .expired(now, f.ttl)
-                .map_or(Ok(()), |ttl| Err(MissReason::Expired(ttl)));
+            if let Some(ttl) = entry.expired(now, f.ttl) {
+                return Err(MissReason::Expired(ttl));
+            }
+            if entry.generation != generation {
+                return Err(MissReason::Described("was computed again since".to_string()));
+            }
+            return Ok(());
         }
         Err(f
             .tombstones
@@ -684,6 +928,106 @@ impl CacheRegistry {
         self.clear_where(|_, _| true)
     }
 
+    /// Removes the entries of `function` made for these arguments (whatever the widget
+    /// values read inside it were): Streamlit's `f.clear(*args)`. Returns their keys.
+    pub fn clear_args(&self, function: &str, args_key: u128) -> Vec<u128> {
+        let mut state = self.state.lock();
+        let victims: Vec<u128> = state
+            .functions
+            .get(function)
+            .map(|f| {
+                f.entries
+                    .iter()
+                    .filter(|(_, e)| e.call.args_key == args_key)
+                    .map(|(k, _)| *k)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in &victims {
+            self.remove_locked(&mut state, function, *key, RemovalCause::Cleared);
+        }
+        let now = self.now();
+        Self::record_history(&mut state, now, !victims.is_empty());
+        victims
+    }
+
+    /// Removes the entries that belong to session `session` (`scope = "session"`), as it
+    /// closes; returns how many.
+    pub fn close_session(&self, session: u64) -> usize {
+        self.remove_where(RemovalCause::SessionClosed, |_, e| {
+            e.call.session == Some(session)
+        })
+    }
+
+    /// Removes every entry as the process ends, so each resource's `on_release` fn can be
+    /// called ([`Self::take_releases`]); returns how many.
+    pub fn end_process(&self) -> usize {
+        self.remove_where(RemovalCause::ProcessEnded, |_, _| true)
+    }
+
+    /// The resources that left since the last call and whose `on_release` fn is due, in
+    /// the order they left.
+    pub fn take_releases(&self) -> Vec<Release> {
+        std::mem::take(&mut self.state.lock().releases)
+    }
+
+    /// Records that a release fn ran (with its error, if it failed), for the panel's log.
+    pub fn note_released(&self, release: &Release, error: Option<String>) {
+        let mut state = self.state.lock();
+        let kind = state
+            .functions
+            .get(&release.function)
+            .and_then(|f| f.kind)
+            .unwrap_or(CacheKind::Resource);
+        let event = EventKind::Released {
+            by: release.release_fn.clone(),
+            error,
+        };
+        self.log(&mut state, &release.function, kind, release.key, event);
+    }
+
+    /// What `cache_info(name)` shows: `None` for a function never called.
+    pub fn function_info(&self, function: &str) -> Option<FunctionInfo> {
+        let now = self.now();
+        let state = self.state.lock();
+        let f = state.functions.get(function)?;
+        let mut removals: Vec<(RemovalCause, u64)> =
+            f.removals.iter().map(|(c, n)| (*c, *n)).collect();
+        removals.sort_by_key(|(c, _)| c.name());
+        Some(FunctionInfo {
+            entries: f.entries.len(),
+            hits: f.hits,
+            misses: f.misses,
+            bytes: f.entries.values().map(|e| e.size).sum(),
+            oldest: f
+                .entries
+                .values()
+                .map(|e| now.saturating_sub(e.created))
+                .max(),
+            removals,
+        })
+    }
+
+    fn remove_where(&self, cause: RemovalCause, matches: impl Fn(&str, &Entry) -> bool) -> usize {
+        let mut state = self.state.lock();
+        let victims: Vec<(String, u128)> = state
+            .functions
+            .iter()
+            .flat_map(|(name, f)| {
+                f.entries
+                    .iter()
+                    .filter(|(_, e)| matches(name, e))
+                    .map(move |(k, _)| (name.clone(), *k))
+            })
+            .collect();
+        for (function, key) in &victims {
+            self.remove_locked(&mut state, function, *key, cause);
+        }
+        let now = self.now();
+        Self::record_history(&mut state, now, !victims.is_empty());
+        victims.len()
+    }
+
     fn clear_where(&self, matches: impl Fn(&str, Option<CacheKind>) -> bool) -> usize {
         let mut state = self.state.lock();
         let victims: Vec<(String, u128)> = state
@@ -710,7 +1054,7 @@ impl CacheRegistry {
             .flat_map(|(name, f)| {
                 f.entries
                     .iter()
-                    .filter(move |(_, e)| e.expired(now, f.ttl).is_some())
+                    .filter(move |(_, e)| e.due(now, f))
                     .map(move |(k, _)| (name.clone(), *k))
             })
             .collect();
@@ -829,6 +1173,9 @@ impl CacheRegistry {
         f.kind = Some(policy.kind);
         f.ttl = policy.ttl;
         f.max_entries = policy.max_entries;
+        f.max_size = policy.max_size;
+        f.refresh = policy.refresh;
+        f.on_release.clone_from(&policy.on_release);
         if f.code_hash == Some(policy.code_hash) {
             return;
         }
@@ -862,6 +1209,18 @@ impl CacheRegistry {
         if cause.was_evicted() {
             f.evictions += 1;
         }
+        *f.removals.entry(cause).or_default() += 1;
+        if let (StoredValue::Resource(handle), Some(release_fn)) = (&entry.value, &f.on_release) {
+            let release = Release {
+                function: function.to_string(),
+                key,
+                release_fn: release_fn.clone(),
+                handle: handle.clone(),
+                cause,
+            };
+            state.releases.push(release);
+        }
+        let f = state.functions.get_mut(function).expect("still there");
         let reason = match cause {
             RemovalCause::CodeChanged => MissReason::CodeChanged,
             RemovalCause::Expired => MissReason::Expired(f.ttl.unwrap_or_default()),

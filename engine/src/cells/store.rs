@@ -24,8 +24,16 @@ pub trait CurrentInputs {
     fn notebook_dir(&self) -> Option<&std::path::Path>;
     /// The value set for a widget now (`None`: unset).
     fn widget(&self, label: &str) -> Option<WidgetValue>;
-    /// Whether the cached function's entry is still there; if not, why it left.
-    fn cached_entry(&self, function: &str, key: u128, args_key: u128) -> Result<(), MissReason>;
+    /// Whether the cached function's entry is still the one the trace relied on (the same
+    /// generation, and for a session's entry, this session's); if not, why.
+    fn cached_entry(
+        &self,
+        function: &str,
+        key: u128,
+        args_key: u128,
+        generation: u64,
+        session: Option<u64>,
+    ) -> Result<(), MissReason>;
 }
 
 /// A trace that was stored, with the keys its entry has in the registry.
@@ -152,8 +160,10 @@ fn mismatch(read: &Read, now: &dyn CurrentInputs) -> Option<String> {
             function,
             key,
             args_key,
+            generation,
+            session,
         } => now
-            .cached_entry(function, *key, *args_key)
+            .cached_entry(function, *key, *args_key, *generation, *session)
             .err()
             .map(|reason| format!("`{function}` {reason}")),
     }
@@ -181,7 +191,14 @@ mod tests {
         fn widget(&self, _label: &str) -> Option<WidgetValue> {
             self.rows.clone()
         }
-        fn cached_entry(&self, _function: &str, _key: u128, _args: u128) -> Result<(), MissReason> {
+        fn cached_entry(
+            &self,
+            _function: &str,
+            _key: u128,
+            _args: u128,
+            _generation: u64,
+            _session: Option<u64>,
+        ) -> Result<(), MissReason> {
             Ok(())
         }
     }

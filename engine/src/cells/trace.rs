@@ -168,6 +168,10 @@ pub enum Read {
         key: u128,
         /// The key without the code (how the registry remembers why an entry left).
         args_key: u128,
+        /// Which value under that key: one computed again later is another.
+        generation: u64,
+        /// The session the entry belongs to (`scope = "session"`).
+        session: Option<u64>,
     },
 }
 

@@ -14,7 +14,8 @@ use crate::error::CellarError;
 /// A connection to a SQLite database; clones share the one connection.
 #[derive(Clone)]
 pub struct SqliteConnection {
-    inner: Arc<Mutex<rusqlite::Connection>>,
+    /// `None` once closed.
+    inner: Arc<Mutex<Option<rusqlite::Connection>>>,
     /// The path it was opened from (for messages).
     pub path: String,
 }
@@ -36,22 +37,50 @@ impl SqliteConnection {
         }
         .map_err(|e| CellarError::Data(format!("could not open SQLite database {path}: {e}")))?;
         Ok(Self {
-            inner: Arc::new(Mutex::new(conn)),
+            inner: Arc::new(Mutex::new(Some(conn))),
             path: path.to_string(),
         })
     }
 
     /// Whether this connection still answers (used by `validate` functions).
     pub fn is_open(&self) -> bool {
-        self.inner
-            .lock()
-            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-            .is_ok()
+        self.inner.lock().as_ref().is_some_and(|conn| {
+            conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                .is_ok()
+        })
+    }
+
+    /// Closes the connection for every clone (an `on_release` fn's job); later queries fail
+    /// with a message that says so. Closing twice is fine.
+    pub fn close(&self) -> Result<(), CellarError> {
+        match self.inner.lock().take() {
+            Some(conn) => conn.close().map_err(|(_, e)| {
+                CellarError::Data(format!(
+                    "could not close SQLite database {}: {e}",
+                    self.path
+                ))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The open connection, or the error a closed one gives.
+    fn open_connection<'a>(
+        &self,
+        guard: &'a parking_lot::MutexGuard<'_, Option<rusqlite::Connection>>,
+    ) -> Result<&'a rusqlite::Connection, CellarError> {
+        guard.as_ref().ok_or_else(|| {
+            CellarError::Data(format!(
+                "the connection to {} was closed; open a new one with sqlite_connect(\"{}\")",
+                self.path, self.path
+            ))
+        })
     }
 
     /// Runs a statement that returns no rows; returns the number of rows changed.
     pub fn execute(&self, sql: &str) -> Result<usize, CellarError> {
-        let conn = self.inner.lock();
+        let guard = self.inner.lock();
+        let conn = self.open_connection(&guard)?;
         if sql.trim_end().trim_end_matches(';').contains(';') {
             conn.execute_batch(sql)
                 .map(|()| conn.changes() as usize)
@@ -64,7 +93,8 @@ impl SqliteConnection {
     /// Runs a query and returns its rows as a frame. Column types follow the values:
     /// integers, reals, text (blobs as text of their length); nulls stay null.
     pub fn query(&self, sql: &str) -> Result<Frame, CellarError> {
-        let conn = self.inner.lock();
+        let guard = self.inner.lock();
+        let conn = self.open_connection(&guard)?;
         let mut stmt = conn.prepare(sql).map_err(|e| self.error(sql, e))?;
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let mut columns: Vec<SqlColumn> = names.iter().map(|_| SqlColumn::default()).collect();

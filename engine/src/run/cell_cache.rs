@@ -39,6 +39,7 @@ impl Runtime {
                 scope,
                 registry: &self.cache,
                 notebook_dir: options.notebook_dir.as_deref(),
+                session: ctx.session.as_ref().map(|s| s.id),
             };
             self.cells.check(name, code_hash, &now)
         })
@@ -336,10 +337,8 @@ impl RanCell {
 /// Cells keep as many entries as traces; they never expire by time (their inputs decide).
 pub(super) fn cell_policy(code_hash: u128) -> FunctionPolicy {
     FunctionPolicy {
-        kind: CacheKind::Cell,
-        code_hash,
-        ttl: None,
         max_entries: Some(crate::cells::store::TRACES_PER_CELL),
+        ..FunctionPolicy::unbounded(CacheKind::Cell, code_hash)
     }
 }
 
@@ -358,6 +357,7 @@ fn cell_call_key(trace: &StoredTrace) -> CallKey {
                 summary: read.summary(),
             })
             .collect(),
+        session: None,
     }
 }
 
@@ -396,6 +396,8 @@ struct RunInputs<'a> {
     scope: &'a Scope<'a>,
     registry: &'a CacheRegistry,
     notebook_dir: Option<&'a std::path::Path>,
+    /// The session running.
+    session: Option<u64>,
 }
 
 impl CurrentInputs for RunInputs<'_> {
@@ -417,7 +419,22 @@ impl CurrentInputs for RunInputs<'_> {
         self.widgets.get(label).cloned()
     }
 
-    fn cached_entry(&self, function: &str, key: u128, args_key: u128) -> Result<(), MissReason> {
-        self.registry.entry_status(function, key, args_key)
+    fn cached_entry(
+        &self,
+        function: &str,
+        key: u128,
+        args_key: u128,
+        generation: u64,
+        session: Option<u64>,
+    ) -> Result<(), MissReason> {
+        if let Some(owner) = session
+            && Some(owner) != self.session
+        {
+            return Err(MissReason::Described(
+                "belongs to another session (scope = \"session\")".to_string(),
+            ));
+        }
+        self.registry
+            .entry_status(function, key, args_key, generation)
     }
 }

@@ -1,6 +1,7 @@
 //! A rerun from top to bottom: compile every cell, gather the notebook's functions, run the
 //! cells in order in one scope, and collect each cell's elements or error.
 
+mod background;
 mod cell_cache;
 
 use std::collections::{HashMap, HashSet};
@@ -127,7 +128,9 @@ impl Default for RunOptions {
 
 /// The process-wide runtime: one Rhai engine and one cache shared by every session.
 pub struct Runtime {
-    engine: Engine,
+    /// Shared with background refreshes, which call the notebook's fns on their own threads.
+    engine: Arc<Engine>,
+    workers: Arc<background::Workers>,
     cache: Arc<CacheRegistry>,
     persist_dir: PersistDir,
     cells: CellTraces,
@@ -205,6 +208,14 @@ struct CompiledNotebook {
     /// [`VALIDATED`] with the notebook's fns (compiled once, called on every cell hit that
     /// relies on the resource); `Err` says why it does not compile.
     validators: HashMap<String, (String, Result<AST, String>)>,
+    /// For each resource fn with `on_release`: the release fn's name, and a call of it on
+    /// [`background::RELEASED`] with the notebook's fns.
+    releasers: HashMap<String, (String, Result<AST, String>)>,
+}
+
+/// Where warnings go outside a run.
+fn stderr_log() -> context::LogSink {
+    Arc::new(|text| eprintln!("{text}"))
 }
 
 /// The variable a cell hit's `validate` call reads the resource from.
@@ -231,7 +242,8 @@ impl Runtime {
     /// (`None` turns disk persistence off).
     pub fn with_cache(cache: Arc<CacheRegistry>, persist_dir: Option<PathBuf>) -> Self {
         Self {
-            engine: script::build_engine(),
+            engine: Arc::new(script::build_engine()),
+            workers: Arc::new(background::Workers::default()),
             cache,
             persist_dir: PersistDir::Fixed(persist_dir),
             cells: CellTraces::default(),
@@ -251,7 +263,50 @@ impl Runtime {
         // New functions may come: the effect table and compiled notebooks are redone.
         *self.effects.lock() = None;
         self.compiled.lock().clear();
-        &mut self.engine
+        // Background refreshes hold the engine until they end.
+        self.workers.wait();
+        Arc::get_mut(&mut self.engine)
+            .expect("no background refresh holds the engine once they have all ended")
+    }
+
+    /// Calls the `on_release` fn of every resource that left the cache since the last call
+    /// (runs do this before and after they run; call it after clearing the cache outside a
+    /// run). A failing or missing release fn is a warning sent to `log`.
+    pub fn release_resources(&self, log: &context::LogSink) {
+        let notebooks: Vec<Arc<CompiledNotebook>> = self
+            .compiled
+            .lock()
+            .iter()
+            .map(|(_, compiled)| compiled.clone())
+            .collect();
+        background::release(&self.engine, &self.cache, &notebooks, log);
+    }
+
+    /// A session closed (a tab in the window, the end of a `cellar run` session): its
+    /// `scope = "session"` entries go, and their resources are released.
+    pub fn close_session(&self, session: &Session) {
+        self.cache.close_session(session.id);
+        self.release_resources(&stderr_log());
+    }
+
+    /// Waits for the background refreshes that are running (`refresh = "background"`).
+    pub fn wait_for_background(&self) {
+        self.workers.wait();
+    }
+
+    /// The process (or the window) ends: background refreshes are stopped and waited for,
+    /// every entry leaves memory (persisted files stay), and each resource's `on_release`
+    /// fn is called.
+    pub fn end_process(&self) {
+        self.workers
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.workers.wait();
+        self.cache.end_process();
+        self.release_resources(&stderr_log());
+        self.workers
+            .stop
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Declares what a function registered through [`Self::engine_mut`] does besides
@@ -317,22 +372,35 @@ impl Runtime {
         self.cache.sweep_expired();
         let compiled = self.compiled(notebook);
 
-        context::install(context::RunContext {
-            elements: Vec::new(),
-            widgets: std::mem::take(&mut session.widgets),
+        // Resources that left since the last run (a panel clear, the ttl sweep above) are
+        // released before this run may build new ones.
+        self.release_resources(&options.log);
+        let persist_dir = self.persist_dir_for(options);
+        let mut ctx = context::RunContext::detached(
+            self.cache.clone(),
+            compiled.functions.clone(),
+            persist_dir.clone(),
+            options.notebook_dir.clone(),
+            options.log.clone(),
+        );
+        ctx.widgets = std::mem::take(&mut session.widgets);
+        ctx.on_spinner = options.on_spinner.clone();
+        ctx.session = Some(context::SessionRef {
+            id: session.id,
+            name: session.name.clone(),
+        });
+        let refresh = background::RefreshSetup {
+            engine: self.engine.clone(),
+            compiled: compiled.clone(),
+            cache: self.cache.clone(),
+            persist_dir,
             notebook_dir: options.notebook_dir.clone(),
             log: options.log.clone(),
-            cache: self.cache.clone(),
-            persist_dir: self.persist_dir_for(options),
-            functions: compiled.functions.clone(),
-            calls: Vec::new(),
-            computing: Vec::new(),
-            warned: HashSet::new(),
-            vars: HashMap::new(),
-            recorder: None,
-            cell: 0,
-            on_spinner: options.on_spinner.clone(),
-        });
+            timeout: options.timeout,
+            workers: self.workers.clone(),
+        };
+        ctx.refresher = Some(Arc::new(move |job| refresh.start(job)));
+        context::install(ctx);
         let mut scope = Scope::new();
         scope.push("state", std::mem::take(&mut session.state));
 
@@ -467,6 +535,8 @@ impl Runtime {
         if let Some(ctx) = context::uninstall() {
             session.widgets = ctx.widgets;
         }
+        // What this run evicted (validate failed, max_entries, the budget) is released now.
+        self.release_resources(&options.log);
         session.state = scope.get_value::<rhai::Map>("state").unwrap_or_default();
         session.runs += 1;
         report.duration = started.elapsed();
@@ -672,11 +742,24 @@ impl Runtime {
                 Some((spec.annotated.name.clone(), (validate, call)))
             })
             .collect();
+        let releasers = functions
+            .values()
+            .filter_map(|spec| {
+                let release_fn = spec.annotated.options.on_release.clone()?;
+                let call = self
+                    .engine
+                    .compile(format!("{release_fn}({});", background::RELEASED))
+                    .map(|call| library.merge(&call))
+                    .map_err(|e| e.to_string());
+                Some((spec.annotated.name.clone(), (release_fn, call)))
+            })
+            .collect();
         CompiledNotebook {
             cells,
             library,
             functions: Arc::new(functions),
             validators,
+            releasers,
         }
     }
 

@@ -4,7 +4,7 @@
 //! No lock is held while user code runs: the registry is asked, released, the function
 //! computes, and the registry is told the result.
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext, Position};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::context::{self, CachedFnSpec, CallOutcome, CallTrace, ComputingFrame, emit, with};
@@ -13,7 +13,7 @@ use crate::cache::annotation::IMPL_SUFFIX;
 use crate::cache::persist::{self, ReadError};
 use crate::cache::registry::{Begin, CacheRegistry};
 use crate::cache::{
-    CacheKind, CachedValue, CallKey, FunctionPolicy, KeyPart, MissReason, RemovalCause,
+    CacheKind, CachedValue, CallKey, FunctionPolicy, KeyPart, MissReason, Refresh, RemovalCause,
     ResourceHandle, Spinner, StoredValue, WidgetRead, key,
 };
 use crate::cells::FileRead;
@@ -32,26 +32,112 @@ pub(super) fn register(engine: &mut Engine) {
     });
     engine.register_fn("cache_clear", |name: &str| -> ScriptResult<()> {
         context::note_uncacheable("clears the cache");
-        let known = with(|ctx| ctx.functions.contains_key(name)).unwrap_or(false);
-        if !known {
-            let names = with(|ctx| {
-                let mut names: Vec<String> = ctx.functions.keys().cloned().collect();
-                names.sort();
-                names
-            })
-            .unwrap_or_default();
-            return Err(script_error(format!(
-                "cache_clear: no cached fn `{name}` in this notebook (cached functions: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        }
+        known_spec("cache_clear", name)?;
         clear(|r| r.clear_function(name), |f| f == name);
         Ok(())
     });
+    engine.register_fn("cache_clear", clear_one);
+    engine.register_fn("cache_info", |name: &str| -> ScriptResult<Map> {
+        context::note_uncacheable("reads the cache's counters");
+        known_spec("cache_info", name)?;
+        Ok(info_map(name))
+    });
+    engine.register_fn("cache_info", || -> Map {
+        context::note_uncacheable("reads the cache's counters");
+        let mut names: Vec<String> =
+            with(|ctx| ctx.functions.keys().cloned().collect()).unwrap_or_default();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let info = info_map(&name);
+                (name.into(), Dynamic::from_map(info))
+            })
+            .collect()
+    });
+}
+
+/// The spec of the notebook's cached fn `name`, or an error for `api` that lists them.
+fn known_spec(api: &str, name: &str) -> ScriptResult<CachedFnSpec> {
+    if let Some(spec) = with(|ctx| ctx.functions.get(name).cloned()).flatten() {
+        return Ok(spec);
+    }
+    let names = with(|ctx| {
+        let mut names: Vec<String> = ctx.functions.keys().cloned().collect();
+        names.sort();
+        names
+    })
+    .unwrap_or_default();
+    Err(script_error(format!(
+        "{api}: no cached fn `{name}` in this notebook (cached functions: {})",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
+/// `cache_clear("load", ["a.csv"])`: the entry of exactly these arguments goes (from memory
+/// and disk), as Streamlit's `load.clear("a.csv")`.
+fn clear_one(name: &str, args: Array) -> ScriptResult<()> {
+    context::note_uncacheable("clears the cache");
+    let spec = known_spec("cache_clear", name)?;
+    let params = &spec.annotated.params;
+    if args.len() != params.len() {
+        return Err(script_error(format!(
+            "cache_clear(\"{name}\", [...]) was given {} argument{}; `{name}` takes {} ({}): pass them in a list, as you would call it",
+            args.len(),
+            if args.len() == 1 { "" } else { "s" },
+            params.len(),
+            if params.is_empty() {
+                "none".to_string()
+            } else {
+                params.join(", ")
+            }
+        )));
+    }
+    let Some((registry, dir)) = with(|ctx| (ctx.cache.clone(), ctx.persist_dir.clone())) else {
+        return Ok(());
+    };
+    let call = call_key(&spec, &args, &registry, None)?;
+    let removed = registry.clear_args(name, call.args_key);
+    if let Some(dir) = dir.filter(|_| spec.annotated.options.persist) {
+        // The persisted entry of these arguments may be on disk without being in memory
+        // (computed by an earlier process).
+        for key in removed.iter().copied().chain([call.key]) {
+            let _ = std::fs::remove_file(persist::entry_path(&dir, name, spec.code_hash, key));
+        }
+    }
+    Ok(())
+}
+
+/// `cache_info(name)`: the counters of one cached fn, as a map a notebook can show or test.
+fn info_map(name: &str) -> Map {
+    let info = with(|ctx| ctx.cache.function_info(name)).flatten();
+    let mut map = Map::new();
+    let int = |n: u64| Dynamic::from_int(n.min(rhai::INT::MAX as u64) as rhai::INT);
+    let (entries, hits, misses, bytes) = info.as_ref().map_or((0, 0, 0, 0), |i| {
+        (i.entries as u64, i.hits, i.misses, i.bytes)
+    });
+    map.insert("entries".into(), int(entries));
+    map.insert("hits".into(), int(hits));
+    map.insert("misses".into(), int(misses));
+    map.insert("bytes".into(), int(bytes));
+    map.insert(
+        "oldest_s".into(),
+        info.as_ref()
+            .and_then(|i| i.oldest)
+            .map_or(Dynamic::UNIT, |age| Dynamic::from_float(age.as_secs_f64())),
+    );
+    let evictions: Map = info
+        .map(|i| i.removals)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(cause, n)| (cause.name().replace(' ', "_").into(), int(n)))
+        .collect();
+    map.insert("evictions".into(), Dynamic::from_map(evictions));
+    map
 }
 
 /// Clears entries in the registry and the persisted files of the functions `files_of` picks.
@@ -141,6 +227,22 @@ fn call_key(
             summary: summarize(arg),
         });
     }
+    // A session's own entries: the session is part of the key, so another session computes
+    // its own, and the panel shows whose an entry is.
+    let session = spec
+        .annotated
+        .options
+        .session_scope
+        .then(|| with(|ctx| ctx.session.clone()).flatten())
+        .flatten();
+    if let Some(session) = &session {
+        parts.push(KeyPart {
+            name: "session".to_string(),
+            widget: false,
+            digest: xxhash_rust::xxh3::xxh3_128(&session.id.to_le_bytes()),
+            summary: session.name.clone(),
+        });
+    }
     let args_key = hash_parts(name_seed(name), &parts);
     // After a computation, the values its widgets had when they were read (a button's
     // click is gone by then); before, the values set now.
@@ -177,6 +279,7 @@ fn call_key(
         key: hash_parts(spec.code_hash, &parts),
         args_key,
         parts,
+        session: session.map(|s| s.id),
     })
 }
 
@@ -193,11 +296,21 @@ fn widget_default(set_when_read: bool, label: &str, recorded: &[Element]) -> Opt
 }
 
 fn policy(spec: &CachedFnSpec, kind: CacheKind) -> FunctionPolicy {
+    let options = &spec.annotated.options;
     FunctionPolicy {
         kind,
         code_hash: spec.code_hash,
-        ttl: spec.annotated.options.ttl,
-        max_entries: spec.annotated.options.max_entries,
+        ttl: options.ttl,
+        max_entries: options.max_entries,
+        max_size: options.max_size,
+        refresh: if options.refresh_background {
+            Refresh::Background {
+                max_stale: options.max_stale,
+            }
+        } else {
+            Refresh::Foreground
+        },
+        on_release: options.on_release.clone(),
     }
 }
 
@@ -212,14 +325,38 @@ fn storage_kind(spec: &CachedFnSpec) -> CacheKind {
 
 /// Records how a call went (for `--explain` and the chips) and tells the running cell's
 /// trace which entry it relied on.
-fn trace(function: &str, call: &CallKey, outcome: CallOutcome) {
+fn trace(function: &str, call: &CallKey, outcome: CallOutcome, generation: u64) {
     with(|ctx| {
         ctx.calls.push(CallTrace {
             function: function.to_string(),
             outcome,
         })
     });
-    context::note_cached_call(function, call.key, call.args_key);
+    context::note_cached_call(function, call.key, call.args_key, generation, call.session);
+}
+
+/// Hands a stale entry to the run's background refresher; without one (a bare engine),
+/// the refresh is given up so the next stale serve can try again.
+fn start_refresh(registry: &CacheRegistry, name: &str, call: &CallKey, args: &Array) {
+    let job = with(|ctx| {
+        ctx.refresher.clone().map(|refresher| {
+            (
+                refresher,
+                context::RefreshJob {
+                    function: name.to_string(),
+                    key: call.key,
+                    args: args.clone(),
+                    widgets: ctx.widgets.clone(),
+                    session: ctx.session.clone(),
+                },
+            )
+        })
+    })
+    .flatten();
+    match job {
+        Some((refresher, job)) => refresher(job),
+        None => registry.end_refresh(name, call.key),
+    }
 }
 
 /// Widgets read inside the fn are part of its key: the running cell depends on them too,
@@ -347,12 +484,24 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     // Set when an entry was dropped because a file its computation read changed: the miss
     // says which.
     let mut file_changed: Option<String> = None;
+    // On a background refresh's thread, its first call computes instead of being served
+    // the stale value it replaces.
+    let refreshing = with(|c| c.refreshing.take_if(|f| f == name))
+        .flatten()
+        .is_some();
     let reason = loop {
-        match registry.begin(name, &policy, &call).map_err(script_error)? {
+        let begun = if refreshing {
+            registry.begin_refresh(name, &policy, &call)
+        } else {
+            registry.begin(name, &policy, &call)
+        };
+        match begun.map_err(script_error)? {
             Begin::Hit {
                 value,
                 elements,
                 files,
+                generation,
+                stale,
             } => {
                 if let Err(change) = files_still_hold(&files) {
                     registry.remove(name, call.key, RemovalCause::FileChanged);
@@ -376,11 +525,19 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                         continue;
                     }
                 }
+                if stale == Some(true) {
+                    start_refresh(&registry, name, &call, &args);
+                }
                 note_key_widgets(&call);
                 replay(&elements);
                 legacy_warning(&spec, &value);
                 context::note_files(&files);
-                trace(name, &call, CallOutcome::Hit);
+                let outcome = if stale.is_some() {
+                    CallOutcome::StaleHit
+                } else {
+                    CallOutcome::Hit
+                };
+                trace(name, &call, outcome, generation);
                 return Ok(serve(&value));
             }
             Begin::Wait(flight) => {
@@ -428,7 +585,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                     (_, Err(change)) => reason = MissReason::Described(change),
                     (_, Ok(())) => {
                         let value = StoredValue::Data(entry.value);
-                        registry.complete_from_disk(
+                        let generation = registry.complete_from_disk(
                             name,
                             &policy,
                             &call,
@@ -443,7 +600,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                         note_key_widgets(&call);
                         replay(&entry.elements);
                         context::note_files(&entry.files);
-                        trace(name, &call, CallOutcome::DiskHit);
+                        trace(name, &call, CallOutcome::DiskHit, generation);
                         return Ok(serve(&value));
                     }
                 }
@@ -558,7 +715,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     let persisted_ok = disk_path.is_some()
         && persist::can_persist(&recorded)
         && matches!(stored, StoredValue::Data(_));
-    registry.complete(
+    let generation = registry.complete(
         name,
         &policy,
         &call,
@@ -589,7 +746,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     }
     legacy_warning(&spec, &stored);
     note_key_widgets(&call);
-    trace(name, &call, CallOutcome::Miss(reason));
+    trace(name, &call, CallOutcome::Miss(reason), generation);
     Ok(match stored {
         // The caller gets the value it computed; the cache keeps its own copy.
         StoredValue::Data(_) => returned,

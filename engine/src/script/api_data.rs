@@ -133,6 +133,9 @@ pub(super) fn register(engine: &mut Engine) {
         conn.execute(sql).map(|n| n as INT).map_err(fail)
     });
     engine.register_fn("is_open", |conn: &mut SqliteConnection| conn.is_open());
+    engine.register_fn("close", |conn: &mut SqliteConnection| {
+        conn.close().map_err(fail)
+    });
     engine.register_fn("to_string", |conn: &mut SqliteConnection| {
         format!("SQLite connection to {}", conn.path)
     });

@@ -54,6 +54,66 @@ pub(crate) struct RunContext {
     pub cell: usize,
     /// Who wants spinners as they happen.
     pub on_spinner: Option<SpinnerSink>,
+    /// The session this run is for (`None` outside a session: a release fn).
+    pub session: Option<SessionRef>,
+    /// Starts the background computation of a stale entry (`refresh = "background"`).
+    pub refresher: Option<RefreshSink>,
+    /// On a background computation's thread: the fn it computes, whose first call must
+    /// compute rather than be served the stale value (taken by that call).
+    pub refreshing: Option<String>,
+}
+
+/// The session a run is for.
+#[derive(Clone, Debug)]
+pub struct SessionRef {
+    /// Its process-unique id.
+    pub id: u64,
+    /// Its name (`A`), shown in `session=A` key parts.
+    pub name: String,
+}
+
+/// A stale entry to compute again in the background: the fn, the arguments of the call
+/// that found it stale, and the widget values of that run.
+pub(crate) struct RefreshJob {
+    pub function: String,
+    pub key: u128,
+    pub args: rhai::Array,
+    pub widgets: WidgetValues,
+    pub session: Option<SessionRef>,
+}
+
+/// Starts a [`RefreshJob`] on another thread.
+pub(crate) type RefreshSink = Arc<dyn Fn(RefreshJob) + Send + Sync>;
+
+impl RunContext {
+    /// A context with nothing run yet: no widgets set, no session, no cell traced.
+    pub(crate) fn detached(
+        cache: Arc<CacheRegistry>,
+        functions: Arc<HashMap<String, CachedFnSpec>>,
+        persist_dir: Option<PathBuf>,
+        notebook_dir: Option<PathBuf>,
+        log: LogSink,
+    ) -> Self {
+        Self {
+            elements: Vec::new(),
+            widgets: WidgetValues::default(),
+            notebook_dir,
+            log,
+            cache,
+            persist_dir,
+            functions,
+            calls: Vec::new(),
+            computing: Vec::new(),
+            warned: HashSet::new(),
+            vars: HashMap::new(),
+            recorder: None,
+            cell: 0,
+            on_spinner: None,
+            session: None,
+            refresher: None,
+            refreshing: None,
+        }
+    }
 }
 
 /// A variable defined by an earlier cell of this run.
@@ -105,6 +165,9 @@ pub enum CallOutcome {
     Hit,
     /// Served from a persisted file.
     DiskHit,
+    /// Served an expired entry while it is computed again in the background
+    /// (`refresh = "background"`).
+    StaleHit,
     /// Computed, for this reason.
     Miss(MissReason),
 }
@@ -114,6 +177,11 @@ impl std::fmt::Display for CallTrace {
         match &self.outcome {
             CallOutcome::Hit => write!(f, "{}: hit", self.function),
             CallOutcome::DiskHit => write!(f, "{}: hit (from disk)", self.function),
+            CallOutcome::StaleHit => write!(
+                f,
+                "{}: stale hit (expired; refreshing in the background)",
+                self.function
+            ),
             CallOutcome::Miss(reason) => write!(f, "{}: miss ({reason})", self.function),
         }
     }
@@ -399,13 +467,21 @@ pub(crate) fn note_resource(handle: &ResourceHandle) {
 
 /// The cell relied on a cached function's entry (its ttl, a clear or an eviction must make
 /// the cell run again).
-pub(crate) fn note_cached_call(function: &str, key: u128, args_key: u128) {
+pub(crate) fn note_cached_call(
+    function: &str,
+    key: u128,
+    args_key: u128,
+    generation: u64,
+    session: Option<u64>,
+) {
     record(|recorder, ctx| {
         if !in_cached_fn(ctx) && recorder.first_time(&format!("call:{function}:{key}")) {
             recorder.reads.push(Read::CachedCall {
                 function: function.to_string(),
                 key,
                 args_key,
+                generation,
+                session,
             });
         }
     });

@@ -94,6 +94,10 @@ const DECLARED: &[(&str, Effect)] = &[
         Effect::ReadsOutside("checks a database connection"),
     ),
     ("execute", Effect::WritesOutside("writes to a database")),
+    (
+        "close",
+        Effect::WritesOutside("closes a database connection"),
+    ),
     ("http_get", Effect::ReadsOutside("fetches a URL")),
     // Time and chance. Waiting changes nothing a replay would show.
     ("sleep", Effect::Pure),
@@ -128,6 +132,10 @@ const DECLARED: &[(&str, Effect)] = &[
     ("__cellar_cached", Effect::Traced),
     ("__cellar_type_of", Effect::Pure),
     ("cache_clear", Effect::WritesOutside("clears the cache")),
+    (
+        "cache_info",
+        Effect::ReadsOutside("reads the cache's counters"),
+    ),
     (
         "cache_data_clear",
         Effect::WritesOutside("clears the cache"),
