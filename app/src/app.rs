@@ -177,6 +177,16 @@ impl NotebookApp {
         self.tabs[self.active].is_running()
     }
 
+    /// How many runs the active session has started.
+    pub fn runs_started(&self) -> u64 {
+        self.tabs[self.active].runs_started()
+    }
+
+    /// How many of the active session's runs were cancelled by a widget change.
+    pub fn runs_superseded(&self) -> u64 {
+        self.tabs[self.active].runs_superseded()
+    }
+
     /// The active session's latest report of cell `index`.
     pub fn report(&self, index: usize) -> Option<&CellReport> {
         self.tabs[self.active]
@@ -513,7 +523,8 @@ impl NotebookApp {
                 }
             }
             Action::Widget(change) => {
-                self.tabs[self.active].push_widget(change);
+                // Cancels a run in flight; the rerun starts when the cancel has taken hold.
+                self.tabs[self.active].widget_changed(change);
                 self.start_run(None);
             }
             Action::CodeEdited => {

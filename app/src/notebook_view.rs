@@ -1,7 +1,7 @@
 //! The notebook: one card per cell with its title, status chip, run time, code editor and
 //! outputs, plus the buttons that add, delete, move and rename cells.
 
-use cellar_engine::{Cell, CellReport, ElementKind, Notebook};
+use cellar_engine::{Cell, CellReport, Element, ElementKind, Notebook, Payload};
 use egui::{Align, Layout, RichText, Ui};
 
 use crate::actions::Action;
@@ -96,7 +96,13 @@ impl NotebookView {
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
                 ui.push_id(("cell", index), |ui| {
-                    self.header(ui, index, count, cell, view, computing, actions);
+                    // The computing cell says what it is doing in its header, so its outputs
+                    // (and a widget the user may be dragging) never move while it runs.
+                    let spinner = computing.then(|| {
+                        tab.live_spinner(index)
+                            .map_or_else(|| spinner_text(cell, view), str::to_string)
+                    });
+                    self.header(ui, index, count, cell, view, spinner.as_deref(), actions);
                     ui.add_space(4.0);
                     let error_line = view.and_then(|v| v.error_line);
                     if cell_editor::code_editor(
@@ -122,14 +128,8 @@ impl NotebookView {
                             .iter()
                             .any(|e| e.kind != ElementKind::Spinner)
                     });
-                    if computing || has_outputs {
+                    if has_outputs {
                         ui.add_space(6.0);
-                    }
-                    if computing {
-                        let text = tab
-                            .live_spinner(index)
-                            .map_or_else(|| spinner_text(cell, view), str::to_string);
-                        outputs::running_spinner(ui, &text);
                     }
                     if let Some(view) = view {
                         ui.scope(|ui| {
@@ -138,7 +138,13 @@ impl NotebookView {
                             }
                             let mut changes: Vec<WidgetChange> = Vec::new();
                             for (i, element) in view.report.elements.iter().enumerate() {
-                                outputs::show_element(ui, (index, i), element, &mut changes);
+                                let held = with_held_value(tab, element);
+                                let element = held.as_ref().unwrap_or(element);
+                                // Each element has its own id scope: a widget keeps its id
+                                // (and a drag in progress) whatever is drawn around it.
+                                ui.push_id(("element", i), |ui| {
+                                    outputs::show_element(ui, (index, i), element, &mut changes);
+                                });
                             }
                             actions.extend(changes.into_iter().map(Action::Widget));
                         });
@@ -155,14 +161,19 @@ impl NotebookView {
         count: usize,
         cell: &Cell,
         view: Option<&CellView>,
-        computing: bool,
+        spinner: Option<&str>,
         actions: &mut Vec<Action>,
     ) {
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("[{index}]")).monospace().weak());
             self.title(ui, index, cell, actions);
-            if computing {
+            if let Some(text) = spinner {
                 ui.spinner();
+                // Room is left for the buttons on the right.
+                ui.scope(|ui| {
+                    ui.set_max_width((ui.available_width() - 130.0).max(60.0));
+                    outputs::running_text(ui, text);
+                });
             } else if let Some(view) = view {
                 if view.source == cell.source {
                     status_chip(ui, &view.report);
@@ -241,6 +252,23 @@ impl NotebookView {
             self.renaming = Some((index, cell.title.clone()));
         }
     }
+}
+
+/// A widget element showing the value the user gave it, when no finished run has shown that
+/// value yet (the report is from a run that started before the change).
+fn with_held_value(tab: &SessionTab, element: &Element) -> Option<Element> {
+    let Payload::Widget(widget) = &element.payload else {
+        return None;
+    };
+    let held = tab.held_widget(&widget.label)?;
+    if *held == widget.value {
+        return None;
+    }
+    let mut element = element.clone();
+    if let Payload::Widget(widget) = &mut element.payload {
+        widget.value = held.clone();
+    }
+    Some(element)
 }
 
 fn small_icon(icon: &str) -> egui::Button<'_> {

@@ -71,12 +71,11 @@ pub fn show_element(
     }
 }
 
-/// A spinner with its text, for the cell that is computing right now.
-pub fn running_spinner(ui: &mut Ui, text: &str) {
-    ui.horizontal(|ui| {
-        ui.spinner();
-        ui.label(RichText::new(text).italics().weak());
-    });
+/// What the cell computing right now is doing (drawn beside its spinner), cut short with `…`
+/// when it does not fit.
+pub fn running_text(ui: &mut Ui, text: &str) {
+    ui.add(egui::Label::new(RichText::new(text).italics().weak()).truncate())
+        .on_hover_text(text);
 }
 
 fn code_block(ui: &mut Ui, text: &str) {

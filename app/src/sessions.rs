@@ -2,11 +2,12 @@
 //! `Session` (widget values, `state`) and its own outputs, and they all share one runtime, so
 //! one engine and one cache.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cellar_engine::{CellReport, CellStatus, Notebook, RunOptions, Runtime, Session};
+use cellar_engine::{CellReport, CellStatus, Notebook, RunOptions, Runtime, Session, WidgetValue};
 
 use crate::outputs::WidgetChange;
 use crate::worker::{RunMessage, RunningJob};
@@ -37,6 +38,11 @@ pub struct RunSummary {
 
 /// A run in flight, with what is needed to file its reports.
 struct ActiveRun {
+    /// Which run of the tab this is (1 for the first).
+    id: u64,
+    /// A widget changed while it ran: it was told to stop so a run with the new value can
+    /// start. Its remaining reports are stale and are dropped.
+    superseded: bool,
     job: RunningJob,
     started: Instant,
     /// Each cell's first file line when the run started, to place errors in the editor.
@@ -63,10 +69,28 @@ pub struct SessionTab {
     run: Option<ActiveRun>,
     /// A rerun asked for while a run was going: start it when that one ends.
     rerun_pending: bool,
-    /// Widget changes to apply before the next run (the session is on the worker now).
+    /// Widget changes to apply before the next run (the session is on the worker now), the
+    /// latest value of each widget only.
     pending_widgets: Vec<WidgetChange>,
+    /// The values the user gave widgets that no finished run has shown yet, by label. The
+    /// widgets draw these rather than the last report's value, so a control stays where the
+    /// user left it while a run catches up (it would otherwise snap back to the value the
+    /// run in flight started with, and a drag would keep "changing" it on every frame).
+    held_widgets: HashMap<String, HeldWidget>,
+    /// Runs started so far.
+    runs_started: u64,
+    /// Runs cancelled because a widget changed while they ran.
+    runs_superseded: u64,
     /// The last finished run.
     pub last_run: Option<RunSummary>,
+}
+
+/// A widget value the user set, with the run that carries it.
+#[derive(Clone, Debug)]
+struct HeldWidget {
+    value: WidgetValue,
+    /// The run that started with this value; `None` while it waits for one to start.
+    run: Option<u64>,
 }
 
 /// Everything a run needs from the app.
@@ -93,6 +117,9 @@ impl SessionTab {
             run: None,
             rerun_pending: false,
             pending_widgets: Vec::new(),
+            held_widgets: HashMap::new(),
+            runs_started: 0,
+            runs_superseded: 0,
             last_run: None,
         }
     }
@@ -131,6 +158,12 @@ impl SessionTab {
         for (label, value) in self.pending_widgets.drain(..) {
             session.set_widget(label, value);
         }
+        self.rerun_pending = false;
+        self.runs_started += 1;
+        let id = self.runs_started;
+        for held in self.held_widgets.values_mut() {
+            held.run = Some(id);
+        }
         let mut notebook = request.notebook.clone();
         notebook.renumber();
         let first_lines = notebook.cells.iter().map(|c| c.first_line).collect();
@@ -152,6 +185,8 @@ impl SessionTab {
             },
         );
         self.run = Some(ActiveRun {
+            id,
+            superseded: false,
             job,
             started: Instant::now(),
             first_lines,
@@ -162,14 +197,48 @@ impl SessionTab {
         });
     }
 
-    /// Queues a widget change for the next run.
-    pub fn push_widget(&mut self, change: WidgetChange) {
-        self.pending_widgets.push(change);
+    /// A widget changed: its value goes into the next run, and a run in flight is cancelled
+    /// at its next safe point, as in Streamlit, so the rerun with the new value starts as
+    /// soon as it can. Changes made before that rerun starts coalesce into it. The caller
+    /// then asks for a run ([`Self::start_run`] queues one behind the cancelled run).
+    pub fn widget_changed(&mut self, (label, value): WidgetChange) {
+        self.held_widgets.insert(
+            label.clone(),
+            HeldWidget {
+                value: value.clone(),
+                run: None,
+            },
+        );
+        match self.pending_widgets.iter_mut().find(|(l, _)| *l == label) {
+            Some(pending) => pending.1 = value,
+            None => self.pending_widgets.push((label, value)),
+        }
+        if let Some(run) = &mut self.run
+            && !run.superseded
+        {
+            run.job.stop();
+            run.superseded = true;
+        }
+    }
+
+    /// The value the user gave the widget `label` that no finished run has shown yet.
+    pub fn held_widget(&self, label: &str) -> Option<&WidgetValue> {
+        self.held_widgets.get(label).map(|h| &h.value)
     }
 
     /// Whether a rerun is waiting for the current run to end.
     pub fn wants_rerun(&self) -> bool {
-        self.rerun_pending || !self.pending_widgets.is_empty()
+        self.rerun_pending
+    }
+
+    /// How many runs this tab has started.
+    pub fn runs_started(&self) -> u64 {
+        self.runs_started
+    }
+
+    /// How many runs were cancelled because a widget changed while they ran.
+    pub fn runs_superseded(&self) -> u64 {
+        self.runs_superseded
     }
 
     /// Asks the run in flight to stop.
@@ -178,6 +247,7 @@ impl SessionTab {
             run.job.stop();
         }
         // A stop also drops any queued rerun: the user wants the notebook to hold still.
+        // Widget values not run yet stay queued (and on screen) for the next run.
         self.rerun_pending = false;
     }
 
@@ -192,7 +262,9 @@ impl SessionTab {
                 RunMessage::Spinner(cell, text) => run.spinner = Some((cell, text)),
                 RunMessage::Cell(report) => {
                     run.received = report.index + 1;
-                    if run.layout != layout {
+                    // A superseded run's reports are for widget values the user has left
+                    // (or a cell the cancel cut short): the rerun replaces them.
+                    if run.layout != layout || run.superseded {
                         continue;
                     }
                     let index = report.index;
@@ -210,6 +282,14 @@ impl SessionTab {
                     }
                 }
                 RunMessage::Done(report, session) => {
+                    self.session = Some(*session);
+                    finished = true;
+                    if run.superseded {
+                        self.runs_superseded += 1;
+                        continue;
+                    }
+                    let id = run.id;
+                    self.held_widgets.retain(|_, h| h.run != Some(id));
                     let count = |f: fn(&CellStatus) -> bool| {
                         report.cells.iter().filter(|c| f(&c.status)).count()
                     };
@@ -221,8 +301,6 @@ impl SessionTab {
                         }),
                         failed: count(|s| matches!(s, CellStatus::Failed)),
                     });
-                    self.session = Some(*session);
-                    finished = true;
                 }
             }
         }
@@ -254,6 +332,7 @@ impl SessionTab {
     /// Forgets every output (another notebook was opened).
     pub fn reset_outputs(&mut self, cells: usize) {
         self.outputs = vec![None; cells];
+        self.held_widgets.clear();
         self.last_run = None;
     }
 }

@@ -482,3 +482,129 @@ fn the_toolbar_toggles_the_cache_panel_and_the_theme() {
     harness.run_ok();
     harness.get_by_label("🌙 Dark");
 }
+
+/// The value the (only) slider shows.
+fn slider_value(harness: &Harness<'static, NotebookApp>) -> Option<f64> {
+    use egui_kittest::kittest::NodeT as _;
+    harness
+        .get_by_role(Role::Slider)
+        .accesskit_node()
+        .numeric_value()
+}
+
+/// Steps the UI until `done` holds, sleeping a little between frames; panics after 10 000
+/// frames rather than hanging a test run.
+fn step_until(
+    harness: &mut Harness<'static, NotebookApp>,
+    what: &str,
+    done: impl Fn(&NotebookApp) -> bool,
+) {
+    for _ in 0..10_000 {
+        harness.step();
+        if done(harness.state()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    panic!("{what} never happened");
+}
+
+#[test]
+fn a_widget_moved_during_a_slow_run_cancels_it_and_reruns_once_with_the_last_value() {
+    // `slow` takes a minute for anything but 4 and 9: only a cancel gets past 7 and 8.
+    let mut harness = harness_on(
+        "slow.rhai",
+        "// %% Pick\nlet n = slider(\"N\", 0, 20, 4);\n// %% Slow\n@cache_data\nfn slow(n) {\n    sleep(if n == 4 || n == 9 { 0.05 } else { 60.0 });\n    n * 10\n}\nwrite(`result ${slow(n)}`);\n",
+    );
+    harness.get_by_label("result 40");
+    assert_eq!(harness.state().runs_started(), 1);
+
+    harness.get_by_role(Role::Slider).set_value_accesskit(7.0);
+    step_until(&mut harness, "the run with 7 reaching slow(7)", |app| {
+        app.is_running() && app.runs_started() == 2
+    });
+    harness.step();
+    // The run computes with 7: the slider stays at 7, not back at the 4 it last showed.
+    assert_eq!(slider_value(&harness), Some(7.0));
+
+    // Two more changes while slow(7) sleeps: each cancels the run in flight, and only the
+    // last value runs to the end.
+    harness.get_by_role(Role::Slider).set_value_accesskit(8.0);
+    harness.step();
+    harness.step();
+    assert_eq!(slider_value(&harness), Some(8.0));
+    harness.get_by_role(Role::Slider).set_value_accesskit(9.0);
+    harness.step();
+    assert_eq!(slider_value(&harness), Some(9.0));
+    settle(&mut harness);
+
+    harness.get_by_label("result 90");
+    assert_eq!(slider_value(&harness), Some(9.0));
+    // The first run and one rerun with 9 ran to the end; every other run was cancelled (the
+    // one with 7, and the one with 8 unless 9 came before it started).
+    let (started, superseded) = (
+        harness.state().runs_started(),
+        harness.state().runs_superseded(),
+    );
+    assert_eq!(
+        started - superseded,
+        2,
+        "{started} runs, {superseded} cancelled"
+    );
+    assert!((1..=2).contains(&superseded), "{superseded} cancelled");
+    let runs = harness.state().runs_started();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(
+        harness.state().runs_started(),
+        runs,
+        "the app kept rerunning"
+    );
+    // slow(7) never finished, so it never reached the cache.
+    let args: Vec<String> = harness
+        .state()
+        .runtime()
+        .cache()
+        .entries()
+        .into_iter()
+        .filter(|e| e.function == "slow")
+        .map(|e| e.args)
+        .collect();
+    assert!(
+        !args.iter().any(|a| a.contains('7') || a.contains('8')),
+        "{args:?}"
+    );
+    assert_eq!(args.len(), 2, "{args:?}");
+}
+
+#[test]
+fn a_slider_dragged_while_its_own_cell_runs_stays_under_the_pointer() {
+    // The cell sleeps a minute for anything but 2 and 10: dragging through 5 starts a run
+    // that only a cancel ends, and the cell is the one computing while the drag goes on.
+    let mut harness = harness_on(
+        "drag.rhai",
+        "// %% Pick\nlet n = slider(\"N\", 0, 10, 2);\nsleep(if n == 2 || n == 10 { 0.0 } else { 60.0 });\nwrite(`n is ${n}`);\n",
+    );
+    harness.get_by_label("n is 2");
+    let rail = harness.get_by_role(Role::Slider).rect();
+    harness.drag_at(rail.center());
+    harness.step();
+    step_until(&mut harness, "the run with the dragged value", |app| {
+        app.is_running() && app.runs_started() == 2
+    });
+    harness.step();
+    let middle = slider_value(&harness).expect("a slider value");
+    assert!((3.0..=7.0).contains(&middle), "{middle}");
+    // The pointer goes on past the rail's end while the cell computes: the slider follows.
+    harness.hover_at(egui::pos2(rail.right() + 40.0, rail.center().y));
+    harness.step();
+    assert_eq!(slider_value(&harness), Some(10.0));
+    harness.drop_at(egui::pos2(rail.right() + 40.0, rail.center().y));
+    harness.step();
+    settle(&mut harness);
+    harness.get_by_label("n is 10");
+    assert_eq!(slider_value(&harness), Some(10.0));
+    // The first run and the one with 10 ran to the end; the one with the middle value was cut.
+    let app = harness.state();
+    assert_eq!(app.runs_started() - app.runs_superseded(), 2);
+}
