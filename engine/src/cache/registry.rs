@@ -824,7 +824,9 @@ impl CacheRegistry {
                 return Err(MissReason::Expired(ttl));
             }
             if entry.generation != generation {
-                return Err(MissReason::Described("was computed again since".to_string()));
+                return Err(MissReason::Described(
+                    "was computed again since".to_string(),
+                ));
             }
             return Ok(());
         }
