@@ -10,6 +10,7 @@ use cellar_engine::{Cell, CellReport, Notebook, Runtime, Session, WidgetValue};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
 use crate::actions::Action;
+use crate::autosave::{self, Autosave};
 use crate::cache_panel::CachePanel;
 use crate::dialogs::{DialogPurpose, FileDialogs, NativeDialogs, PendingDialog};
 use crate::notebook_view::NotebookView;
@@ -23,7 +24,7 @@ const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
 
 /// Opens the window on `path`.
 pub fn open_window(path: PathBuf) -> anyhow::Result<()> {
-    let mut app = NotebookApp::open(&path)?;
+    let mut app = NotebookApp::open(&path)?.with_autosave(autosave::EVERY);
     app.recent = RecentFiles::from_config_dir();
     app.recent.touch(&path);
     // For screenshots and demos: start with the cache panel open.
@@ -58,8 +59,32 @@ pub fn open_window(path: PathBuf) -> anyhow::Result<()> {
 enum Confirm {
     ClearCaches,
     DeleteCell(usize),
-    /// Open another notebook although this one has unsaved changes.
-    DiscardAndOpen(PathBuf),
+    /// Open another notebook although this one has unsaved changes: save, discard or cancel.
+    UnsavedBeforeOpen(PathBuf),
+    /// Close the window although the notebook has unsaved changes: save, discard or cancel.
+    UnsavedBeforeClose,
+    /// An autosave copy newer than the notebook was found: recover it (its text) or discard it.
+    Recover(String),
+}
+
+/// What the user answered to a [`Confirm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// Go ahead (clear, delete, recover).
+    Yes,
+    /// Save the changes first.
+    Save,
+    /// Let the changes (or the autosave copy) go.
+    Discard,
+    /// Do nothing.
+    Cancel,
+}
+
+/// A path's file name, for questions.
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// The state of the notebook window.
@@ -86,6 +111,10 @@ pub struct NotebookApp {
     message: Option<(String, bool)>,
     cache_totals: (u64, usize),
     repaint: Option<egui::Context>,
+    /// The autosave copy's timing; `None` when autosave is off (tests, unless they ask).
+    autosave: Option<Autosave>,
+    /// The app has told the window to close (the unsaved changes were answered for).
+    closing: bool,
 }
 
 impl NotebookApp {
@@ -124,6 +153,26 @@ impl NotebookApp {
             message: None,
             cache_totals: (0, 0),
             repaint: None,
+            autosave: None,
+            closing: false,
+        }
+    }
+
+    /// Copies unsaved changes beside the notebook every `every` (zero: on every frame with
+    /// new changes), and offers to recover a copy an earlier session left behind.
+    pub fn with_autosave(mut self, every: Duration) -> Self {
+        self.autosave = Some(Autosave::new(every));
+        self.offer_recovery();
+        self
+    }
+
+    /// Asks whether to recover the notebook's autosave copy, when one newer than the notebook
+    /// is there.
+    fn offer_recovery(&mut self) {
+        if self.autosave.is_some()
+            && let Some(text) = autosave::recoverable(&self.path)
+        {
+            self.confirm = Some(Confirm::Recover(text));
         }
     }
 
@@ -243,7 +292,9 @@ impl NotebookApp {
                 .purpose;
             match (purpose, answer) {
                 (DialogPurpose::Open, Some(path)) => self.apply(Action::OpenPath(path)),
-                (DialogPurpose::SaveAs, Some(path)) => self.save_to(path),
+                (DialogPurpose::SaveAs, Some(path)) => {
+                    self.save_to(path);
+                }
                 (_, None) => {}
             }
         }
@@ -279,6 +330,8 @@ impl NotebookApp {
             self.theme_applied = true;
         }
         self.poll();
+        self.on_close_request(&ctx);
+        self.autosave_tick(&ctx);
         let mut actions = self.shortcuts(&ctx);
 
         egui::Panel::top("toolbar")
@@ -387,13 +440,15 @@ impl NotebookApp {
         let Some(confirm) = self.confirm.clone() else {
             return;
         };
-        let (question, detail, yes) = match &confirm {
+        let unsaved = || format!("{} has unsaved changes. Save them first?", self.file_name());
+        // The answers, the first one also taken by Enter; `None` is Cancel.
+        let (question, detail, answers): (String, String, Vec<(&str, Answer)>) = match &confirm {
             Confirm::ClearCaches => (
                 "Clear all caches?".to_string(),
                 "Every @cache_data and @cache_resource entry and every cached cell is dropped; \
                  the next run computes them again."
                     .to_string(),
-                "Clear caches",
+                vec![("Clear caches", Answer::Yes)],
             ),
             Confirm::DeleteCell(index) => (
                 format!("Delete cell {index}?"),
@@ -403,51 +458,140 @@ impl NotebookApp {
                     .map(|c| c.label(*index))
                     .unwrap_or_default()
                     + " and its code are removed from the notebook.",
-                "Delete",
+                vec![("Delete", Answer::Yes)],
             ),
-            Confirm::DiscardAndOpen(path) => (
-                "Discard unsaved changes?".to_string(),
+            Confirm::UnsavedBeforeOpen(path) => (
+                format!("Save changes before opening {}?", display_name(path)),
+                unsaved(),
+                vec![("Save", Answer::Save), ("Discard", Answer::Discard)],
+            ),
+            Confirm::UnsavedBeforeClose => (
+                format!("Save changes to {} before closing?", self.file_name()),
+                unsaved(),
+                vec![("Save", Answer::Save), ("Discard", Answer::Discard)],
+            ),
+            Confirm::Recover(_) => (
+                "Recover unsaved changes?".to_string(),
                 format!(
-                    "{} has unsaved changes. Open {} anyway?",
-                    self.file_name(),
-                    path.display()
+                    "{} has changes that were never saved (Cellar closed without saving them). \
+                     Recover them, or keep the notebook as it was saved?",
+                    self.file_name()
                 ),
-                "Discard and open",
+                vec![("Recover", Answer::Yes), ("Discard", Answer::Discard)],
             ),
         };
         let mut answer = None;
         let modal = egui::Modal::new(egui::Id::unique("cellar_confirm")).show(ctx, |ui| {
-            ui.set_max_width(380.0);
+            ui.set_max_width(400.0);
             ui.label(RichText::new(question).strong().size(16.0));
             ui.add_space(4.0);
             ui.label(detail);
             ui.add_space(10.0);
             ui.horizontal(|ui| {
-                if ui.button(yes).clicked() || ui.input(|i| i.key_pressed(Key::Enter)) {
-                    answer = Some(true);
+                for (i, (label, meaning)) in answers.iter().enumerate() {
+                    let enter = i == 0 && ui.input(|i| i.key_pressed(Key::Enter));
+                    if ui.button(*label).clicked() || enter {
+                        answer = Some(*meaning);
+                    }
                 }
                 if ui.button("Cancel").clicked() {
-                    answer = Some(false);
+                    answer = Some(Answer::Cancel);
                 }
             });
         });
         if modal.should_close() && answer.is_none() {
-            answer = Some(false);
+            answer = Some(Answer::Cancel);
         }
-        match answer {
-            Some(true) => {
-                self.confirm = None;
-                actions.push(match confirm {
-                    Confirm::ClearCaches => Action::ClearCaches,
-                    Confirm::DeleteCell(index) => Action::DeleteCell(index),
-                    Confirm::DiscardAndOpen(path) => {
-                        self.dirty = false;
-                        Action::OpenPath(path)
-                    }
-                });
+        let Some(answer) = answer else {
+            return;
+        };
+        self.confirm = None;
+        match (confirm, answer) {
+            (_, Answer::Cancel) => {}
+            (Confirm::ClearCaches, _) => actions.push(Action::ClearCaches),
+            (Confirm::DeleteCell(index), _) => actions.push(Action::DeleteCell(index)),
+            (Confirm::UnsavedBeforeOpen(path), Answer::Save) => {
+                if self.save_to(self.path.clone()) {
+                    actions.push(Action::OpenPath(path));
+                }
             }
-            Some(false) => self.confirm = None,
-            None => {}
+            (Confirm::UnsavedBeforeOpen(path), _) => {
+                self.discard_changes();
+                actions.push(Action::OpenPath(path));
+            }
+            (Confirm::UnsavedBeforeClose, Answer::Save) => {
+                if self.save_to(self.path.clone()) {
+                    self.close_window(ctx);
+                }
+            }
+            (Confirm::UnsavedBeforeClose, _) => {
+                self.discard_changes();
+                self.close_window(ctx);
+            }
+            (Confirm::Recover(text), Answer::Yes) => self.recover(&text),
+            (Confirm::Recover(_), _) => autosave::remove(&self.path),
+        }
+    }
+
+    /// Lets go of the unsaved changes (the user said so): the autosave copy goes too.
+    fn discard_changes(&mut self) {
+        self.dirty = false;
+        if let Some(autosave) = &mut self.autosave {
+            autosave.reset(&self.path);
+        }
+    }
+
+    /// Replaces the notebook with the text of its autosave copy, unsaved until the user saves.
+    fn recover(&mut self, text: &str) {
+        let notebook = Notebook::parse(text);
+        for tab in &mut self.tabs {
+            tab.stop();
+            tab.reset_outputs(notebook.cells.len());
+        }
+        self.notebook = notebook;
+        self.notebook.renumber();
+        self.dirty = true;
+        self.layout += 1;
+        self.message = Some(("Recovered the unsaved changes".into(), false));
+        self.start_run(None);
+    }
+
+    /// Closes the window for good (the user has answered for the unsaved changes).
+    fn close_window(&mut self, ctx: &egui::Context) {
+        self.closing = true;
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+
+    /// Whether the app has told the window to close.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// The window's close button: with unsaved changes, ask first.
+    fn on_close_request(&mut self, ctx: &egui::Context) {
+        if !ctx.input(|i| i.viewport().close_requested()) || self.closing {
+            return;
+        }
+        if self.dirty {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.confirm = Some(Confirm::UnsavedBeforeClose);
+        } else {
+            self.closing = true;
+        }
+    }
+
+    /// Writes the autosave copy when it is due; asks for a frame when the next one will be.
+    fn autosave_tick(&mut self, ctx: &egui::Context) {
+        let Some(autosave) = &mut self.autosave else {
+            return;
+        };
+        let notebook = &self.notebook;
+        let (next, error) = autosave.tick(&self.path, self.dirty, || notebook.to_text());
+        if let Some(error) = error {
+            self.message = Some((error, true));
+        }
+        if let Some(next) = next {
+            ctx.request_repaint_after(next);
         }
     }
 
@@ -459,10 +603,12 @@ impl NotebookApp {
             Action::Open => self.show_dialog(DialogPurpose::Open),
             Action::SaveAs => self.show_dialog(DialogPurpose::SaveAs),
             Action::OpenPath(path) if self.dirty => {
-                self.confirm = Some(Confirm::DiscardAndOpen(path))
+                self.confirm = Some(Confirm::UnsavedBeforeOpen(path))
             }
             Action::OpenPath(path) => self.load(&path),
-            Action::Save => self.save_to(self.path.clone()),
+            Action::Save => {
+                self.save_to(self.path.clone());
+            }
             Action::AskClearCaches => self.confirm = Some(Confirm::ClearCaches),
             Action::ClearCaches => {
                 let cleared = self.runtime.cache().clear_all();
@@ -577,6 +723,10 @@ impl NotebookApp {
                 self.layout += 1;
                 self.recent.touch(path);
                 self.message = Some((format!("Opened {}", path.display()), false));
+                if let Some(autosave) = &mut self.autosave {
+                    autosave.restart();
+                }
+                self.offer_recovery();
                 self.start_run(None);
             }
             Err(err) => {
@@ -586,15 +736,24 @@ impl NotebookApp {
         }
     }
 
-    fn save_to(&mut self, path: PathBuf) {
+    /// Saves the notebook (atomically) to `path`, which becomes its path; true when saved.
+    fn save_to(&mut self, path: PathBuf) -> bool {
         match self.notebook.save(&path) {
             Ok(()) => {
                 self.message = Some((format!("Saved {}", path.display()), false));
                 self.recent.touch(&path);
+                // The copy of the old path's changes is saved now, wherever it went.
+                if let Some(autosave) = &mut self.autosave {
+                    autosave.reset(&self.path);
+                }
                 self.path = path;
                 self.dirty = false;
+                true
             }
-            Err(err) => self.message = Some((format!("Could not save: {err}"), true)),
+            Err(err) => {
+                self.message = Some((format!("Could not save: {err}"), true));
+                false
+            }
         }
     }
 

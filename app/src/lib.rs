@@ -8,13 +8,15 @@
 //! - [`sessions`]: session tabs, each with its own `Session` and outputs.
 //! - [`notebook_view`]: the cells; [`cell_editor`] and [`syntax`]: their code.
 //! - [`outputs`]: how each element is drawn.
-//! - [`dialogs`]: file dialogs off the UI thread; [`recent`]: the recent-files list.
+//! - [`dialogs`]: file dialogs off the UI thread; [`recent`]: the recent-files list;
+//!   [`autosave`]: the copy of unsaved changes beside the notebook.
 //! - [`theme`]: colours and spacing, light and dark.
 //! - [`worker`]: runs notebooks off the UI thread.
 //! - [`cli`]: `cellar run`; [`bench`]: `cellar bench`.
 
 pub mod actions;
 pub mod app;
+pub mod autosave;
 pub mod bench;
 pub mod cache_panel;
 pub mod cell_editor;

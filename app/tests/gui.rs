@@ -608,3 +608,206 @@ fn a_slider_dragged_while_its_own_cell_runs_stays_under_the_pointer() {
     let app = harness.state();
     assert_eq!(app.runs_started() - app.runs_superseded(), 2);
 }
+
+/// Clicks the window's close button (the window manager's request to close).
+fn request_close(harness: &mut Harness<'static, NotebookApp>) {
+    harness
+        .input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    harness.step();
+}
+
+/// Whether the last frame told the window not to close after all.
+fn close_was_cancelled(harness: &Harness<'static, NotebookApp>) -> bool {
+    harness
+        .output()
+        .viewport_output
+        .get(&egui::ViewportId::ROOT)
+        .is_some_and(|v| v.commands.contains(&egui::ViewportCommand::CancelClose))
+}
+
+/// A notebook file `nb.rhai` in a fresh folder, opened, run and then edited (unsaved).
+fn edited_notebook(dir: &Path, autosave: bool) -> Harness<'static, NotebookApp> {
+    let path = dir.join("nb.rhai");
+    std::fs::write(&path, "// %% One\nwrite(1);\n").unwrap();
+    let mut app = NotebookApp::open(&path).unwrap();
+    if autosave {
+        app = app.with_autosave(std::time::Duration::ZERO);
+    }
+    let mut harness = harness(app);
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness
+        .get_by_label("Code of cell 0")
+        .set_text_value_accesskit("write(2);");
+    harness.run_ok();
+    assert!(harness.state().is_dirty());
+    harness
+}
+
+#[test]
+fn closing_with_unsaved_changes_asks_and_cancel_keeps_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = edited_notebook(dir.path(), false);
+    request_close(&mut harness);
+    assert!(close_was_cancelled(&harness));
+    harness.run_ok();
+    harness.get_by_label("Save changes to nb.rhai before closing?");
+    harness.get_by_label("Cancel").click();
+    harness.run_ok();
+    assert!(!harness.state().is_closing());
+    assert!(harness.state().is_dirty());
+    assert!(
+        harness
+            .query_by_label("Save changes to nb.rhai before closing?")
+            .is_none()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("nb.rhai")).unwrap(),
+        "// %% One\nwrite(1);\n"
+    );
+}
+
+#[test]
+fn closing_with_unsaved_changes_can_save_them_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = edited_notebook(dir.path(), false);
+    request_close(&mut harness);
+    harness.run_ok();
+    harness.get_by_label("Save").click();
+    harness.run_ok();
+    assert!(harness.state().is_closing());
+    assert!(!harness.state().is_dirty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("nb.rhai")).unwrap(),
+        "// %% One\nwrite(2);\n"
+    );
+}
+
+#[test]
+fn closing_with_unsaved_changes_can_discard_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = edited_notebook(dir.path(), true);
+    let copy = dir.path().join(".nb.rhai.autosave");
+    assert!(
+        copy.exists(),
+        "the unsaved edit was copied beside the notebook"
+    );
+    request_close(&mut harness);
+    harness.run_ok();
+    harness.get_by_label("Discard").click();
+    harness.run_ok();
+    assert!(harness.state().is_closing());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("nb.rhai")).unwrap(),
+        "// %% One\nwrite(1);\n"
+    );
+    assert!(!copy.exists(), "discarded changes leave no copy to recover");
+    // Once answered, the close goes through.
+    request_close(&mut harness);
+    assert!(!close_was_cancelled(&harness));
+}
+
+#[test]
+fn a_saved_notebook_closes_without_a_question() {
+    let mut harness = harness_on("clean.rhai", "write(1);\n");
+    request_close(&mut harness);
+    assert!(!close_was_cancelled(&harness));
+    assert!(harness.state().is_closing());
+    harness.run_ok();
+    assert!(harness.query_by_label("Cancel").is_none());
+}
+
+#[test]
+fn opening_another_notebook_with_unsaved_changes_can_save_them_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.rhai");
+    std::fs::write(&other, "write(\"other\");\n").unwrap();
+    let mut harness = edited_notebook(dir.path(), false);
+    harness
+        .state_mut()
+        .apply(cellar::actions::Action::OpenPath(other.clone()));
+    harness.run_ok();
+    harness.get_by_label("Save changes before opening other.rhai?");
+    harness.get_by_label("Save").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().path(), other);
+    harness.get_by_label("other");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("nb.rhai")).unwrap(),
+        "// %% One\nwrite(2);\n"
+    );
+}
+
+#[test]
+fn unsaved_changes_are_copied_beside_the_notebook_and_recovered_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nb.rhai");
+    let copy = dir.path().join(".nb.rhai.autosave");
+    {
+        let harness = edited_notebook(dir.path(), true);
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "// %% One\nwrite(2);\n"
+        );
+        // The notebook itself is only written by Save.
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "// %% One\nwrite(1);\n"
+        );
+        // The app goes away without saving or being asked: a crash.
+        drop(harness);
+    }
+    let app = NotebookApp::open(&path)
+        .unwrap()
+        .with_autosave(std::time::Duration::ZERO);
+    let mut harness = harness(app);
+    harness.run_ok();
+    harness.get_by_label("Recover unsaved changes?");
+    harness.get_by_label("Recover").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(
+        harness.state().notebook().to_text(),
+        "// %% One\nwrite(2);\n"
+    );
+    assert!(
+        harness.state().is_dirty(),
+        "recovered changes still need saving"
+    );
+    harness.get_by_label("2");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    harness.run_ok();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "// %% One\nwrite(2);\n"
+    );
+    assert!(!copy.exists(), "a saved notebook needs no copy");
+}
+
+#[test]
+fn an_autosave_copy_older_than_the_notebook_is_not_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nb.rhai");
+    let copy = dir.path().join(".nb.rhai.autosave");
+    std::fs::write(&copy, "write(\"old copy\");\n").unwrap();
+    std::fs::write(&path, "write(\"saved later\");\n").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let app = NotebookApp::open(&path)
+        .unwrap()
+        .with_autosave(std::time::Duration::ZERO);
+    let mut harness = harness(app);
+    harness.run_ok();
+    assert!(harness.query_by_label("Recover unsaved changes?").is_none());
+}
