@@ -697,7 +697,7 @@ fn parse_options(kind: CacheKind, text: &str) -> Result<CacheOptions, String> {
             }
             "max_size" => {
                 let size = match &value {
-                    OptionValue::Str(s) => super::parse_size(s).ok(),
+                    OptionValue::Str(s) => super::size::parse_size(s).ok(),
                     OptionValue::Int(n) if *n > 0 => Some(*n as u64),
                     _ => None,
                 };

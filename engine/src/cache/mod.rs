@@ -4,6 +4,7 @@
 pub mod annotation;
 pub mod clock;
 pub mod events;
+pub mod files;
 pub mod key;
 pub mod persist;
 pub mod registry;

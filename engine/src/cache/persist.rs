@@ -41,7 +41,7 @@ use polars_arrow::io::ipc::{read as ipc_read, write as ipc_write};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::CachedValue;
-use crate::cells::{FileFingerprint, FileRead};
+use super::files::{FileFingerprint, FileRead};
 use crate::data::Frame;
 use crate::elements::{Element, ElementKind, Payload};
 

@@ -12,9 +12,9 @@ use parking_lot::{Condvar, Mutex};
 
 use super::clock::Clock;
 use super::events::{CacheEvent, EventKind, MissReason, RemovalCause};
+use super::files::FileRead;
 use super::resource::ResourceHandle;
 use super::{CacheKind, CachedValue};
-use crate::cells::{CellOutputs, FileRead};
 use crate::elements::Element;
 
 /// How many events the log keeps.
@@ -30,7 +30,18 @@ pub enum StoredValue {
     /// `@cache_resource`: the one shared object.
     Resource(ResourceHandle),
     /// A whole cell: the variables it defined (its elements live in the entry as usual).
-    Cell(Arc<CellOutputs>),
+    Cell(Arc<dyn CellPayload>),
+}
+
+/// What a cell entry holds, as the cache sees it: the cell cache (`cells/`) stores its
+/// outputs behind this trait so the cache does not depend on cells.
+pub trait CellPayload: std::fmt::Debug + Send + Sync + std::any::Any {
+    /// Approximate bytes held.
+    fn size_bytes(&self) -> u64;
+    /// What it is, for the panel.
+    fn summary(&self) -> String;
+    /// For the cell cache to get its own type back, without copying it.
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
 impl StoredValue {

@@ -18,6 +18,22 @@ use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString, Position};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Told of every read and write through a handle: the script layer installs the hook that
+/// records the use in the running cell's trace (the cache knows nothing of cells or runs).
+static ON_USE: std::sync::OnceLock<fn(&ResourceHandle)> = std::sync::OnceLock::new();
+
+/// Installs the hook called on every use of a handle (once per process; later calls keep
+/// the first hook).
+pub fn set_use_hook(hook: fn(&ResourceHandle)) {
+    let _ = ON_USE.set(hook);
+}
+
+fn note_use(handle: &ResourceHandle) {
+    if let Some(hook) = ON_USE.get() {
+        hook(handle);
+    }
+}
+
 thread_local! {
     /// The resources this thread is writing right now (their write lock is held).
     static WRITING: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
@@ -99,7 +115,7 @@ impl ResourceHandle {
 
     /// Reads the shared value.
     pub fn read<R>(&self, f: impl FnOnce(&Dynamic) -> R) -> R {
-        crate::script::context::note_resource(self);
+        note_use(self);
         f(&self.inner.value.read())
     }
 
@@ -112,7 +128,7 @@ impl ResourceHandle {
     /// mutation (storing the value a slot already holds is a read).
     pub fn update<R>(&self, f: impl FnOnce(&mut Dynamic) -> (R, bool)) -> R {
         // Noted before the write, so the cell's trace holds the count it started from.
-        crate::script::context::note_resource(self);
+        note_use(self);
         let mut value = self.inner.value.write();
         let _busy = Busy::new(self.inner.id);
         let (result, changed) = f(&mut value);
@@ -125,14 +141,14 @@ impl ResourceHandle {
 
     /// A clone of the shared value (for display; frames and connections share their data).
     pub fn snapshot(&self) -> Dynamic {
-        crate::script::context::note_resource(self);
+        note_use(self);
         self.inner.value.read().clone()
     }
 
     /// A clone of the shared value and the mutation count it was taken at, for a change
     /// computed without the lock (it may run script code) and stored by `replace_if_unchanged`.
     pub fn snapshot_at(&self) -> (Dynamic, u64) {
-        crate::script::context::note_resource(self);
+        note_use(self);
         let value = self.inner.value.read();
         (value.clone(), self.mutations())
     }
@@ -141,7 +157,7 @@ impl ResourceHandle {
     /// in since `snapshot_at` returned `seen` (then nothing is stored and the caller starts
     /// again from a fresh snapshot).
     pub fn replace_if_unchanged(&self, value: Dynamic, seen: u64) -> bool {
-        crate::script::context::note_resource(self);
+        note_use(self);
         let mut current = self.inner.value.write();
         if self.mutations() != seen {
             return false;

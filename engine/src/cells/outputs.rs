@@ -98,3 +98,17 @@ impl CellOutputs {
         }
     }
 }
+
+impl crate::cache::registry::CellPayload for CellOutputs {
+    fn size_bytes(&self) -> u64 {
+        CellOutputs::size_bytes(self)
+    }
+
+    fn summary(&self) -> String {
+        CellOutputs::summary(self)
+    }
+
+    fn into_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}

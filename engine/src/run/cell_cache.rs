@@ -54,10 +54,13 @@ impl Runtime {
         loop {
             match self.cache.begin(name, policy, &call) {
                 Ok(Begin::Hit {
-                    value: StoredValue::Cell(outputs),
+                    value: StoredValue::Cell(payload),
                     elements,
                     ..
                 }) => {
+                    let Ok(outputs) = payload.into_any().downcast::<CellOutputs>() else {
+                        unreachable!("cell entries hold the outputs the cell cache stored")
+                    };
                     if let Some(reason) = self.stale_resource(&trace, &outputs, compiled) {
                         self.cache
                             .remove(name, call.key, RemovalCause::ValidateFailed);

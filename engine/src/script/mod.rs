@@ -347,6 +347,8 @@ pub fn build_engine() -> Engine {
 /// whole script API.
 pub fn build_engine_with(limits: Limits) -> Engine {
     let mut engine = Engine::new();
+    // Every read and write through a shared resource is part of the running cell's trace.
+    crate::cache::resource::set_use_hook(context::note_resource);
     // Notebooks are trusted code, but a runaway recursion or a typo'd size must be an
     // error, not a crash.
     engine.set_max_call_levels(limits.call_depth.clamp(1, MAX_CALL_DEPTH) as usize);
