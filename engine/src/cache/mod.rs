@@ -11,6 +11,7 @@ pub mod registry;
 pub mod resource;
 pub mod size;
 pub mod source;
+pub mod store;
 mod tokens;
 pub mod value;
 
