@@ -41,15 +41,29 @@ pub enum Bench {
         #[arg(long, value_parser = parse_rows, required = true)]
         rows: Vec<usize>,
     },
-    /// The new-process half of `persist`: prints the seconds of one disk hit.
+    /// A `persist = "shared"` fn returning an N-row frame: computing the frame alone, the
+    /// first call (compute + write to disk and store), and a hit in a new process with an
+    /// empty cache folder (read from the shared store).
+    Shared {
+        /// Rows, e.g. 10000000 or 1e7 (repeatable).
+        #[arg(long, value_parser = parse_rows, required = true)]
+        rows: Vec<usize>,
+        /// The store, `redis://HOST:PORT/DB`.
+        #[arg(long, value_name = "URL")]
+        store: String,
+    },
+    /// The new-process half of `persist` and `shared`: prints the seconds of one hit.
     #[command(hide = true)]
     PersistChild {
         /// Rows.
         #[arg(long)]
         rows: usize,
-        /// The cache dir the parent wrote.
+        /// The cache dir the parent wrote (`shared`: an empty one).
         #[arg(long)]
         dir: std::path::PathBuf,
+        /// The shared store (`shared` only).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Engine time of a rerun of an N-cell notebook where every cell hits the cell cache.
     Rerun {
@@ -78,7 +92,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Bench::Hit { calls } => bench_hit(calls),
         Bench::Rerun { cells } => bench_rerun(cells),
         Bench::Persist { rows } => bench_persist(&rows),
-        Bench::PersistChild { rows, dir } => persist_child(rows, &dir),
+        Bench::PersistChild { rows, dir, store } => persist_child(rows, &dir, store.as_deref()),
+        Bench::Shared { rows, store } => bench_shared(&rows, &store),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -244,10 +259,10 @@ fn bench_rerun(cells: usize) -> Result<(), String> {
 }
 
 /// The notebook both halves of the persist benchmark run: it times one call from Rhai.
-fn persist_notebook(rows: usize, calls: usize) -> String {
+fn persist_notebook(rows: usize, calls: usize, persist: &str) -> String {
     format!(
         r#"
-@cache_data(persist = "disk", show_spinner = false)
+@cache_data(persist = "{persist}", show_spinner = false)
 fn frame(n) {{ bench_frame(n) }}
 for i in 0..{calls} {{
     let t = perf_counter();
@@ -287,7 +302,7 @@ fn bench_persist(rows: &[usize]) -> Result<(), String> {
     for &n in rows {
         let dir = tempfile_dir()?;
         let runtime = persist_runtime(&dir);
-        let times = timings(&runtime, &persist_notebook(n, 2))?;
+        let times = timings(&runtime, &persist_notebook(n, 2, "disk"))?;
         let output = std::process::Command::new(&exe)
             .args(["bench", "persist-child", "--rows", &n.to_string(), "--dir"])
             .arg(&dir)
@@ -304,10 +319,63 @@ fn bench_persist(rows: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-fn persist_child(rows: usize, dir: &std::path::Path) -> Result<(), String> {
+fn persist_child(rows: usize, dir: &std::path::Path, store: Option<&str>) -> Result<(), String> {
     let runtime = persist_runtime(dir);
-    let times = timings(&runtime, &persist_notebook(rows, 1))?;
+    let persist = match store {
+        Some(url) => {
+            runtime
+                .front()
+                .set_store(Some(cellar_engine::open_store(url)?));
+            "shared"
+        }
+        None => "disk",
+    };
+    let times = timings(&runtime, &persist_notebook(rows, 1, persist))?;
     println!("{:.6}", times[0]);
+    Ok(())
+}
+
+/// Prints `rows,compute_s,first_s,hit_shared_new_process_s`: making the frame without the
+/// cache, the first cached call (making it, writing the folder and the store), and a hit in a
+/// new process whose folder is empty, so the frame comes from the store.
+fn bench_shared(rows: &[usize], store: &str) -> Result<(), String> {
+    println!("rows,compute_s,first_s,hit_shared_new_process_s");
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    for &n in rows {
+        let (dir, empty) = (tempfile_dir()?, tempfile_dir()?);
+        let runtime = persist_runtime(&dir);
+        runtime
+            .front()
+            .set_store(Some(cellar_engine::open_store(store)?));
+        let compute = timings(
+            &runtime,
+            &format!("let t = perf_counter();\nbench_frame({n});\nwrite(perf_counter() - t);\n"),
+        )?;
+        let first = timings(&runtime, &persist_notebook(n, 1, "shared"))?;
+        let output = std::process::Command::new(&exe)
+            .args([
+                "bench",
+                "persist-child",
+                "--rows",
+                &n.to_string(),
+                "--store",
+                store,
+                "--dir",
+            ])
+            .arg(&empty)
+            .output()
+            .map_err(|e| format!("cannot start the child process: {e}"))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&empty);
+        let child = String::from_utf8_lossy(&output.stdout);
+        let hit: f64 = child.trim().parse().map_err(|_| {
+            format!(
+                "the child process printed {child:?} ({})",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+        })?;
+        println!("{n},{:.6},{:.6},{hit:.6}", compute[0], first[0]);
+    }
     Ok(())
 }
 

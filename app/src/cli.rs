@@ -38,6 +38,9 @@ pub enum Command {
     Run(RunArgs),
     /// Measure the cache (CSV on stdout): `cellar bench cache --rows 1e7`, `cellar bench hit`.
     Bench(crate::bench::BenchArgs),
+    /// Look at or clean the cache folder and the shared store: `cellar cache ls`.
+    #[command(subcommand)]
+    Cache(crate::cache_cmd::CacheCommand),
 }
 
 /// Output formats of `cellar run`.
@@ -90,6 +93,10 @@ pub struct RunArgs {
     /// evicted first, with the cause "memory budget". Default: `$CELLAR_MEMORY_BUDGET`, else none.
     #[arg(long, value_name = "SIZE", value_parser = cellar_engine::cache::parse_size)]
     pub memory_budget: Option<u64>,
+    /// The team's shared store for `persist = "shared"` entries, `redis://HOST:PORT/DB`
+    /// (default: $CELLAR_CACHE_STORE). Entries are signed with $CELLAR_CACHE_KEY when set.
+    #[arg(long, value_name = "URL")]
+    pub cache_store: Option<String>,
 }
 
 fn parse_pause(raw: &str) -> Result<Duration, String> {
@@ -188,6 +195,16 @@ pub fn run(args: RunArgs) -> ExitCode {
     let registry = Arc::new(CacheRegistry::new(Arc::new(SystemClock)));
     registry.set_memory_budget(budget);
     let runtime = Runtime::with_cache(registry, dir);
+    let store = match &args.cache_store {
+        Some(url) => cellar_engine::open_store(url).map(Some),
+        None => cellar_engine::store_from_env(),
+    };
+    match store {
+        Ok(store) => runtime.front().set_store(store),
+        Err(problem) => printer.warning(&format!(
+            "{problem}; persist = \"shared\" entries stay on this machine"
+        )),
+    }
     let options = RunOptions {
         timeout: args
             .timeout

@@ -18,6 +18,7 @@ pub mod actions;
 pub mod app;
 pub mod autosave;
 pub mod bench;
+pub mod cache_cmd;
 pub mod cache_panel;
 pub mod cell_editor;
 pub mod cli;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     match args.command {
         Some(cli::Command::Run(run)) => cli::run(run),
         Some(cli::Command::Bench(args)) => cellar::bench::run(args),
+        Some(cli::Command::Cache(command)) => cellar::cache_cmd::run(command),
         None => {
             if let Err(err) = cellar_engine::memory_budget_from_env() {
                 eprintln!("cellar: {err}; running without a memory budget");

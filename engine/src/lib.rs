@@ -31,7 +31,7 @@ pub use error::CellarError;
 pub use notebook::{Cell, Notebook};
 pub use run::{
     CACHE_DIR_BESIDE_NOTEBOOK, CellError, CellReport, RunOptions, RunReport, Runtime,
-    default_cache_dir, memory_budget_from_env,
+    default_cache_dir, memory_budget_from_env, open_store, store_from_env,
 };
 pub use script::build_engine;
 pub use script::context::{CallOutcome, CallTrace, SpinnerSink};

@@ -1,5 +1,7 @@
 //! Helpers shared by Cellar's workspace-level integration tests.
 
+pub mod redis;
+
 use std::sync::{Arc, Mutex};
 
 use cellar_engine::{Element, Notebook, RunOptions, RunReport, Runtime, Session};

@@ -77,8 +77,10 @@ pub struct CacheOptions {
     pub max_entries: Option<usize>,
     /// The spinner on a miss.
     pub show_spinner: Spinner,
-    /// `persist = "disk"` (data only).
+    /// `persist = "disk"` or `"shared"` (data only): kept in the local cache folder.
     pub persist: bool,
+    /// `persist = "shared"`: also kept in the shared store (a team's Redis).
+    pub persist_shared: bool,
     /// `experimental_allow_widgets = true` (data only).
     pub allow_widgets: bool,
     /// `validate = "fn_name"` (resource only).
@@ -105,6 +107,7 @@ impl Default for CacheOptions {
             max_entries: None,
             show_spinner: Spinner::Default,
             persist: false,
+            persist_shared: false,
             allow_widgets: false,
             validate: None,
             allow_output_mutation: false,
@@ -636,12 +639,13 @@ fn parse_options(kind: CacheKind, text: &str) -> Result<CacheOptions, String> {
                 }
             }
             "persist" => {
-                options.persist = match value {
-                    OptionValue::Str(s) if s == "disk" => true,
-                    OptionValue::Bool(false) => false,
+                (options.persist, options.persist_shared) = match value {
+                    OptionValue::Str(s) if s == "disk" => (true, false),
+                    OptionValue::Str(s) if s == "shared" => (true, true),
+                    OptionValue::Bool(false) => (false, false),
                     other => {
                         return Err(format!(
-                            "persist = {} is not allowed: use persist = \"disk\" (or leave it out to keep entries in memory)",
+                            "persist = {} is not allowed: use persist = \"disk\" (this machine), persist = \"shared\" (this machine and the team's store), or leave it out to keep entries in memory",
                             other.describe()
                         ));
                     }
@@ -757,7 +761,14 @@ fn check_combinations(options: &CacheOptions) -> Result<(), String> {
         );
     }
     if options.session_scope && options.persist {
-        return Err("persist = \"disk\" cannot go with scope = \"session\": a session's entries go when it closes, while persisted ones outlive the process; pick one".to_string());
+        let persist = if options.persist_shared {
+            "shared"
+        } else {
+            "disk"
+        };
+        return Err(format!(
+            "persist = \"{persist}\" cannot go with scope = \"session\": a session's entries go when it closes, while persisted ones outlive the process; pick one"
+        ));
     }
     Ok(())
 }

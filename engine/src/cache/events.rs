@@ -107,6 +107,22 @@ impl fmt::Display for MissReason {
     }
 }
 
+/// Hit or miss, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Served from memory.
+    Hit,
+    /// Served from a persisted file.
+    DiskHit,
+    /// Served from the shared store (`persist = "shared"`).
+    SharedHit,
+    /// Served an expired entry while it is computed again in the background
+    /// (`refresh = "background"`).
+    StaleHit,
+    /// Computed, for this reason.
+    Miss(MissReason),
+}
+
 /// `60 s`, `1.5 s`, `2 h`.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();

@@ -5,6 +5,7 @@ pub mod annotation;
 pub mod clock;
 pub mod events;
 pub mod files;
+pub mod front;
 pub mod key;
 pub mod persist;
 pub mod registry;
@@ -17,7 +18,7 @@ pub mod value;
 
 pub use annotation::{AnnotatedFn, CacheKind, CacheOptions, Spinner};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use events::{CacheEvent, EventKind, MissReason, RemovalCause};
+pub use events::{CacheEvent, CallOutcome, EventKind, MissReason, RemovalCause};
 pub use registry::{
     CacheRegistry, CallKey, EntryInfo, FunctionInfo, FunctionPolicy, FunctionStats, KeyPart,
     Refresh, Release, StoredValue, WidgetRead,

@@ -47,8 +47,9 @@ use crate::elements::{Element, ElementKind, Payload};
 
 const MAGIC: &[u8; 8] = b"CELLARC\0";
 /// Bumped whenever the layout changes; older files are dropped and recomputed.
-/// 2: frames as Arrow IPC; chars and Rhai tags in the value tree.
-pub const FORMAT_VERSION: u32 = 3;
+/// 2: frames as Arrow IPC; chars and Rhai tags in the value tree. 3: the files an entry
+/// read. 4: the fn's name (for `cellar cache ls`).
+pub const FORMAT_VERSION: u32 = 4;
 const ENDIAN_MARK: u32 = 0x0102_0304;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8;
 /// Where the checksummed part starts: the meta length and all after it.
@@ -125,6 +126,21 @@ pub fn remove_function_files(dir: &Path, function: &str, keep_code: Option<u128>
     removed
 }
 
+/// Removes every entry file in `dir` (Clear caches): files Cellar named, nothing else.
+pub fn remove_all_files(dir: &Path) -> usize {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    read.flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.split_once('-')
+                .is_some_and(|(_, rest)| is_code_and_key(rest))
+        })
+        .filter(|entry| std::fs::remove_file(entry.path()).is_ok())
+        .count()
+}
+
 /// `<16 hex>-<32 hex>.cellar`: the part of a file name after the function.
 fn is_code_and_key(rest: &str) -> bool {
     let Some(stem) = rest.strip_suffix(".cellar") else {
@@ -175,6 +191,8 @@ fn sanitize(name: &str) -> String {
 
 #[derive(Encode, Decode)]
 struct Meta {
+    /// The cached fn's name, as the notebook wrote it (shown by `cellar cache ls`).
+    function: String,
     created_ms: u64,
     value: DiskValue,
     elements: Vec<DiskElement>,
@@ -294,14 +312,50 @@ pub fn can_persist(elements: &[Element]) -> bool {
     !elements.iter().any(|e| e.kind.is_widget())
 }
 
-/// Writes an entry atomically.
-pub fn write(
-    path: &Path,
+/// An entry encoded in the file layout, in parts (the frames are not copied into one buffer
+/// to write a file).
+pub struct Encoded {
+    header: Vec<u8>,
+    meta: Vec<u8>,
+    frames: Vec<Vec<u8>>,
+}
+
+impl Encoded {
+    /// The parts, in order.
+    fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        [self.header.as_slice(), self.meta.as_slice()]
+            .into_iter()
+            .chain(self.frames.iter().map(Vec::as_slice))
+    }
+
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.parts().map(<[u8]>::len).sum()
+    }
+
+    /// Whether it is empty (never: the header is always there).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole entry as one buffer (for the shared store).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for part in self.parts() {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+}
+
+/// Encodes an entry of `function` in the file layout (see the module docs).
+pub fn encode(
+    function: &str,
     created: Duration,
     value: &CachedValue,
     elements: &[Element],
     files: &[FileRead],
-) -> std::io::Result<()> {
+) -> std::io::Result<Encoded> {
     let mut frames = FrameSink::default();
     let value = to_disk_value(value, &mut frames)?;
     let elements = elements
@@ -309,6 +363,7 @@ pub fn write(
         .map(|e| to_disk_element(e, &mut frames))
         .collect::<std::io::Result<_>>()?;
     let meta = Meta {
+        function: function.to_string(),
         created_ms: created.as_millis() as u64,
         value,
         elements,
@@ -323,6 +378,32 @@ pub fn write(
     for file in &frames.files {
         hasher.update(file);
     }
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&ENDIAN_MARK.to_ne_bytes());
+    header.extend_from_slice(&hasher.digest().to_le_bytes());
+    header.extend_from_slice(&(meta_bytes.len() as u64).to_le_bytes());
+    Ok(Encoded {
+        header,
+        meta: meta_bytes,
+        frames: frames.files,
+    })
+}
+
+/// Writes an entry atomically.
+pub fn write(
+    path: &Path,
+    created: Duration,
+    value: &CachedValue,
+    elements: &[Element],
+    files: &[FileRead],
+) -> std::io::Result<()> {
+    write_encoded(path, &encode("", created, value, elements, files)?)
+}
+
+/// Writes an encoded entry atomically: to a temporary name, then renamed.
+pub fn write_encoded(path: &Path, encoded: &Encoded) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     if !dir.is_dir() {
         create_private_dir(dir)?;
@@ -339,14 +420,8 @@ pub fn write(
         // A temporary left by a crash of this very thread is replaced, not appended to.
         let _ = std::fs::remove_file(&tmp);
         let mut file = std::io::BufWriter::with_capacity(1 << 20, create_private_file(&tmp)?);
-        file.write_all(MAGIC)?;
-        file.write_all(&FORMAT_VERSION.to_le_bytes())?;
-        file.write_all(&ENDIAN_MARK.to_ne_bytes())?;
-        file.write_all(&hasher.digest().to_le_bytes())?;
-        file.write_all(&(meta_bytes.len() as u64).to_le_bytes())?;
-        file.write_all(&meta_bytes)?;
-        for frame in &frames.files {
-            file.write_all(frame)?;
+        for part in encoded.parts() {
+            file.write_all(part)?;
         }
         file.into_inner().map_err(|e| e.into_error())?.sync_data()?;
         std::fs::rename(&tmp, path)
@@ -359,7 +434,6 @@ pub fn write(
 
 /// Reads an entry back.
 pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
-    let corrupt = |what: &str| ReadError::Corrupt(what.to_string());
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e)
@@ -372,6 +446,12 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
         }
         Err(e) => return Err(ReadError::Corrupt(format!("cannot read: {e}"))),
     };
+    decode(&bytes)
+}
+
+/// Decodes an entry from the file layout, trusting no length it claims.
+pub fn decode(bytes: &[u8]) -> Result<PersistedEntry, ReadError> {
+    let corrupt = |what: &str| ReadError::Corrupt(what.to_string());
     if bytes.len() < HEADER_LEN {
         return Err(corrupt("truncated header"));
     }
@@ -420,7 +500,6 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
     if !rest.is_empty() {
         return Err(corrupt("trailing bytes"));
     }
-    drop(bytes);
     let value = from_disk_value(meta.value, &frames).map_err(ReadError::Corrupt)?;
     let elements = meta
         .elements
@@ -438,6 +517,102 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
             .map(DiskFile::into_file_read)
             .collect(),
     })
+}
+
+/// What `cellar cache ls` shows of an entry file, read from its header and metadata only.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The cached fn (empty when the writer did not name it).
+    pub function: String,
+    /// When it was computed (wall clock since the epoch).
+    pub created: Duration,
+    /// What the value is.
+    pub value: String,
+}
+
+/// Reads an entry's header and metadata, not its frames (no checksum is verified: for
+/// listing, not for serving).
+pub fn peek(bytes: &[u8]) -> Result<Summary, String> {
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err("not a Cellar cache entry".to_string());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {version} (this Cellar reads {FORMAT_VERSION})"
+        ));
+    }
+    let meta_len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes"));
+    let meta_len = usize::try_from(meta_len).unwrap_or(usize::MAX);
+    let body = &bytes[HEADER_LEN..];
+    if meta_len > body.len() {
+        return Err("truncated metadata".to_string());
+    }
+    let (meta, _) = decode_meta(&body[..meta_len]).map_err(|e| format!("metadata: {e}"))?;
+    Ok(Summary {
+        function: meta.function,
+        created: Duration::from_millis(meta.created_ms),
+        value: describe_disk_value(&meta.value),
+    })
+}
+
+/// A short description of a stored value, without decoding its frames.
+fn describe_disk_value(value: &DiskValue) -> String {
+    match value {
+        DiskValue::Frame(_) => "a DataFrame".to_string(),
+        DiskValue::Array(items) => format!("an array of {}", items.len()),
+        DiskValue::Map(entries) => format!("a map of {}", entries.len()),
+        DiskValue::Str(s) => format!("a string of {} bytes", s.len()),
+        DiskValue::Blob(b) => format!("a blob of {} bytes", b.len()),
+        DiskValue::Tagged(_, inner) => describe_disk_value(inner),
+        DiskValue::Int(_) | DiskValue::Float(_) => "a number".to_string(),
+        DiskValue::Bool(_) | DiskValue::Char(_) | DiskValue::Unit => "a value".to_string(),
+    }
+}
+
+/// Every entry file in `dir`: its path and size.
+pub fn entry_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(PathBuf, u64)> = read
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.split_once('-')
+                .is_some_and(|(_, rest)| is_code_and_key(rest))
+        })
+        .map(|entry| {
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            (entry.path(), size)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Files in `dir` that no Cellar of this version reads: temporaries left by a crash and
+/// entries of older format versions or damaged ones (`cellar cache prune`).
+pub fn leftover_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    read.flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                return true;
+            }
+            let ours = name
+                .split_once('-')
+                .is_some_and(|(_, rest)| is_code_and_key(rest));
+            ours && std::fs::read(path).map_or(true, |bytes| decode(&bytes).is_err())
+        })
+        .collect()
 }
 
 /// How many bytes of memory decoding may claim per byte of metadata. A decoded value is larger

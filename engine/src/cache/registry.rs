@@ -214,6 +214,10 @@ struct Entry {
     hits: u64,
     size: u64,
     persisted: bool,
+    /// Whether it is also in the shared store.
+    shared: bool,
+    /// Where its value came from (computed here, or read from disk or the store).
+    source: Tier,
     /// Unique over the registry's life: a cell that relied on this entry checks it is still
     /// this one, not a value computed again under the same key (ttl, background refresh).
     generation: u64,
@@ -429,6 +433,21 @@ pub struct EntryInfo {
     pub ttl_left: Option<Duration>,
     /// Whether it is also on disk.
     pub persisted: bool,
+    /// Whether it is also in the shared store.
+    pub shared: bool,
+    /// Where its value came from.
+    pub source: Tier,
+}
+
+/// Where an entry's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Computed by this process.
+    Computed,
+    /// Read from the local cache folder.
+    Disk,
+    /// Read from the shared store.
+    Shared,
 }
 
 /// Counters of one function.
@@ -736,6 +755,12 @@ impl CacheRegistry {
                 hits: 0,
                 size,
                 persisted,
+                shared: false,
+                source: if created.is_some() {
+                    Tier::Disk
+                } else {
+                    Tier::Computed
+                },
                 generation,
             },
         );
@@ -1102,6 +1127,45 @@ impl CacheRegistry {
             .insert(args_key, labels);
     }
 
+    /// The fns (not cells) this registry has seen, of one kind or all.
+    pub fn function_names(&self, kind: Option<CacheKind>) -> Vec<String> {
+        let state = self.state.lock();
+        let mut names: Vec<String> = state
+            .functions
+            .iter()
+            .filter(|(_, f)| f.kind != Some(CacheKind::Cell))
+            .filter(|(_, f)| kind.is_none_or(|k| f.kind == Some(k)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Marks an entry as read from the shared store (and so held there).
+    pub fn mark_from_store(&self, function: &str, key: u128) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state
+            .functions
+            .get_mut(function)
+            .and_then(|f| f.entries.get_mut(&key))
+        {
+            entry.shared = true;
+            entry.source = Tier::Shared;
+        }
+    }
+
+    /// Marks an entry as written to the shared store.
+    pub fn mark_shared(&self, function: &str, key: u128) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state
+            .functions
+            .get_mut(function)
+            .and_then(|f| f.entries.get_mut(&key))
+        {
+            entry.shared = true;
+        }
+    }
+
     /// Marks an entry as written to disk.
     pub fn mark_persisted(&self, function: &str, key: u128) {
         let mut state = self.state.lock();
@@ -1138,6 +1202,8 @@ impl CacheRegistry {
                         .ttl
                         .map(|ttl| ttl.saturating_sub(now.saturating_sub(e.created))),
                     persisted: e.persisted,
+                    shared: e.shared,
+                    source: e.source,
                 })
             })
             .collect();

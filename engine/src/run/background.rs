@@ -14,7 +14,8 @@ use parking_lot::Mutex;
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
 
 use super::CompiledNotebook;
-use crate::cache::{CacheRegistry, Release};
+use crate::cache::Release;
+use crate::cache::front::CacheFront;
 use crate::script::context::{self, LogSink, RefreshJob, RunContext, StopSignal};
 use crate::script::{self};
 
@@ -67,7 +68,7 @@ impl Workers {
 pub(super) struct RefreshSetup {
     pub engine: Arc<Engine>,
     pub compiled: Arc<CompiledNotebook>,
-    pub cache: Arc<CacheRegistry>,
+    pub front: Arc<CacheFront>,
     pub persist_dir: Option<std::path::PathBuf>,
     pub notebook_dir: Option<std::path::PathBuf>,
     pub log: LogSink,
@@ -85,7 +86,7 @@ impl RefreshSetup {
             .workers
             .spawn(format!("refresh {function}"), move || setup.refresh(job));
         if !started {
-            self.cache.end_refresh(&function, key);
+            self.front.registry().end_refresh(&function, key);
         }
     }
 
@@ -93,7 +94,7 @@ impl RefreshSetup {
     /// replaces the stale entry.
     fn refresh(self, job: RefreshJob) {
         let mut ctx = RunContext::detached(
-            self.cache.clone(),
+            self.front.clone(),
             self.compiled.functions.clone(),
             self.persist_dir.clone(),
             self.notebook_dir.clone(),
@@ -122,7 +123,7 @@ impl RefreshSetup {
         let failure = describe_failure(outcome.map(|result| result.map(|_| ())));
         context::set_stop(None);
         context::uninstall();
-        self.cache.end_refresh(&job.function, job.key);
+        self.front.registry().end_refresh(&job.function, job.key);
         let Some(failure) = failure else {
             return;
         };
@@ -155,10 +156,11 @@ fn describe_failure(
 /// (sent to `log`) and an event in the cache's log: the resource is dropped regardless.
 pub(super) fn release(
     engine: &Engine,
-    cache: &Arc<CacheRegistry>,
+    front: &Arc<CacheFront>,
     notebooks: &[Arc<CompiledNotebook>],
     log: &LogSink,
 ) {
+    let cache = front.registry();
     let due = cache.take_releases();
     if due.is_empty() {
         return;
@@ -177,7 +179,7 @@ pub(super) fn release(
                 release.release_fn, release.function
             )),
             Some((_, Err(compile_error))) => Some(compile_error.clone()),
-            Some((notebook, Ok(ast))) => call_release(engine, cache, notebook, ast, &release, log),
+            Some((notebook, Ok(ast))) => call_release(engine, front, notebook, ast, &release, log),
         };
         if let Some(error) = &error {
             log(&format!(
@@ -195,14 +197,14 @@ pub(super) fn release(
 /// Runs one release call in a context of its own, within [`RELEASE_TIME_LIMIT`].
 fn call_release(
     engine: &Engine,
-    cache: &Arc<CacheRegistry>,
+    front: &Arc<CacheFront>,
     notebook: &CompiledNotebook,
     ast: &AST,
     release: &Release,
     log: &LogSink,
 ) -> Option<String> {
     context::install(RunContext::detached(
-        cache.clone(),
+        front.clone(),
         notebook.functions.clone(),
         None,
         None,

@@ -14,7 +14,9 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope};
 
 use self::cell_cache::{CellLookup, RanCell, cell_policy, restore_cell};
 use crate::cache::annotation::{self, ColumnShift, IMPL_SUFFIX};
+use crate::cache::front::{CacheFront, ClearScope};
 use crate::cache::source::FunctionSources;
+use crate::cache::store::SharedStore;
 use crate::cache::{CacheRegistry, SystemClock};
 use crate::cells::effects::{Library, reach};
 use crate::cells::trace::CellRecorder;
@@ -132,6 +134,8 @@ pub struct Runtime {
     engine: Arc<Engine>,
     workers: Arc<background::Workers>,
     cache: Arc<CacheRegistry>,
+    /// The cache with all its tiers (memory is `cache`).
+    front: Arc<CacheFront>,
     persist_dir: PersistDir,
     cells: CellTraces,
     /// The last notebooks compiled, by a hash of their cells: a rerun of an unchanged
@@ -159,6 +163,26 @@ pub fn memory_budget_from_env() -> Result<Option<u64>, String> {
         Ok(text) if !text.trim().is_empty() => crate::cache::parse_size(&text)
             .map(Some)
             .map_err(|e| format!("CELLAR_MEMORY_BUDGET: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// Opens the shared store at `url` (`redis://HOST:PORT/DB`), signing entries with the team
+/// key in `$CELLAR_CACHE_KEY` when it is set.
+pub fn open_store(url: &str) -> Result<Arc<dyn SharedStore>, String> {
+    let secret = std::env::var("CELLAR_CACHE_KEY")
+        .ok()
+        .filter(|key| !key.is_empty());
+    crate::cache::store::open(url, secret.as_deref().map(str::as_bytes))
+        .map_err(|e| format!("--cache-store {url}: {e}"))
+}
+
+/// The shared store of `$CELLAR_CACHE_STORE`: `Ok(None)` when unset.
+pub fn store_from_env() -> Result<Option<Arc<dyn SharedStore>>, String> {
+    match std::env::var("CELLAR_CACHE_STORE") {
+        Ok(url) if !url.trim().is_empty() => open_store(url.trim())
+            .map(Some)
+            .map_err(|e| e.replacen("--cache-store", "CELLAR_CACHE_STORE", 1)),
         _ => Ok(None),
     }
 }
@@ -231,6 +255,10 @@ impl Runtime {
             cache.set_memory_budget(Some(budget));
         }
         let mut runtime = Self::with_cache(cache, None);
+        match store_from_env() {
+            Ok(store) => runtime.front.set_store(store),
+            Err(problem) => eprintln!("warning: {problem}; the cache stays on this machine"),
+        }
         runtime.persist_dir = match std::env::var_os("CELLAR_CACHE_DIR") {
             Some(dir) => PersistDir::Fixed(Some(PathBuf::from(dir))),
             None => PersistDir::BesideNotebook(parking_lot::Mutex::new(None)),
@@ -244,6 +272,7 @@ impl Runtime {
         Self {
             engine: Arc::new(script::build_engine()),
             workers: Arc::new(background::Workers::default()),
+            front: Arc::new(CacheFront::new(cache.clone())),
             cache,
             persist_dir: PersistDir::Fixed(persist_dir),
             cells: CellTraces::default(),
@@ -279,7 +308,7 @@ impl Runtime {
             .iter()
             .map(|(_, compiled)| compiled.clone())
             .collect();
-        background::release(&self.engine, &self.cache, &notebooks, log);
+        background::release(&self.engine, &self.front, &notebooks, log);
     }
 
     /// A session closed (a tab in the window, the end of a `cellar run` session): its
@@ -287,6 +316,20 @@ impl Runtime {
     pub fn close_session(&self, session: &Session) {
         self.cache.close_session(session.id);
         self.release_resources(&stderr_log());
+    }
+
+    /// The cache with all its tiers: memory, the local folder, the shared store.
+    pub fn front(&self) -> &Arc<CacheFront> {
+        &self.front
+    }
+
+    /// Clears `scope` in every tier (memory, the cache folder of the notebook run last, the
+    /// shared store), and releases the resources that left (their `on_release` fns run).
+    /// What the window's Clear buttons do. Returns how many entries left memory.
+    pub fn clear(&self, scope: ClearScope<'_>) -> usize {
+        let removed = self.front.clear(scope, self.persist_dir().as_deref());
+        self.release_resources(&stderr_log());
+        removed
     }
 
     /// Waits for the background refreshes that are running (`refresh = "background"`).
@@ -377,7 +420,7 @@ impl Runtime {
         self.release_resources(&options.log);
         let persist_dir = self.persist_dir_for(options);
         let mut ctx = context::RunContext::detached(
-            self.cache.clone(),
+            self.front.clone(),
             compiled.functions.clone(),
             persist_dir.clone(),
             options.notebook_dir.clone(),
@@ -392,7 +435,7 @@ impl Runtime {
         let refresh = background::RefreshSetup {
             engine: self.engine.clone(),
             compiled: compiled.clone(),
-            cache: self.cache.clone(),
+            front: self.front.clone(),
             persist_dir,
             notebook_dir: options.notebook_dir.clone(),
             log: options.log.clone(),

@@ -7,14 +7,14 @@
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use xxhash_rust::xxh3::Xxh3;
 
-use super::context::{self, CachedFnSpec, CallOutcome, CallTrace, ComputingFrame, emit, with};
+use super::context::{self, CachedFnSpec, CallTrace, ComputingFrame, emit, with};
 use super::{ScriptResult, script_error};
 use crate::cache::annotation::IMPL_SUFFIX;
-use crate::cache::persist::{self, ReadError};
-use crate::cache::registry::{Begin, CacheRegistry};
+use crate::cache::front::{CallSteps, ClearScope, Computed, HitCheck, Tiers};
+use crate::cache::registry::CacheRegistry;
 use crate::cache::{
-    CacheKind, CachedValue, CallKey, FunctionPolicy, KeyPart, MissReason, Refresh, RemovalCause,
-    ResourceHandle, Spinner, StoredValue, WidgetRead, key,
+    CacheKind, CachedValue, CallKey, CallOutcome, FunctionPolicy, KeyPart, Refresh, ResourceHandle,
+    Spinner, StoredValue, WidgetRead, key,
 };
 use crate::cells::FileRead;
 use crate::elements::{Element, ElementKind};
@@ -24,16 +24,16 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("__cellar_cached", cached_call);
     engine.register_fn("cache_data_clear", || {
         context::note_uncacheable("clears the cache");
-        clear(|r| r.clear_kind(CacheKind::Data), |_| true)
+        clear(ClearScope::Kind(CacheKind::Data));
     });
     engine.register_fn("cache_resource_clear", || {
         context::note_uncacheable("clears the cache");
-        clear(|r| r.clear_kind(CacheKind::Resource), |_| false)
+        clear(ClearScope::Kind(CacheKind::Resource));
     });
     engine.register_fn("cache_clear", |name: &str| -> ScriptResult<()> {
         context::note_uncacheable("clears the cache");
         known_spec("cache_clear", name)?;
-        clear(|r| r.clear_function(name), |f| f == name);
+        clear(ClearScope::Function(name));
         Ok(())
     });
     engine.register_fn("cache_clear", clear_one);
@@ -97,18 +97,18 @@ fn clear_one(name: &str, args: Array) -> ScriptResult<()> {
             }
         )));
     }
-    let Some((registry, dir)) = with(|ctx| (ctx.cache.clone(), ctx.persist_dir.clone())) else {
+    let Some(registry) = with(|ctx| ctx.cache.clone()) else {
         return Ok(());
     };
     let call = call_key(&spec, &args, &registry, None)?;
-    let removed = registry.clear_args(name, call.args_key);
-    if let Some(dir) = dir.filter(|_| spec.annotated.options.persist) {
-        // The persisted entry of these arguments may be on disk without being in memory
-        // (computed by an earlier process).
-        for key in removed.iter().copied().chain([call.key]) {
-            let _ = std::fs::remove_file(persist::entry_path(&dir, name, spec.code_hash, key));
-        }
-    }
+    // The persisted entry of these arguments may be on disk without being in memory
+    // (computed by an earlier process): the scope names its key too.
+    clear(ClearScope::Arguments {
+        function: name,
+        code_hash: spec.code_hash,
+        args_key: call.args_key,
+        key: call.key,
+    });
     Ok(())
 }
 
@@ -140,24 +140,10 @@ fn info_map(name: &str) -> Map {
     map
 }
 
-/// Clears entries in the registry and the persisted files of the functions `files_of` picks.
-fn clear(in_memory: impl FnOnce(&CacheRegistry) -> usize, files_of: impl Fn(&str) -> bool) {
-    let Some((registry, dir, functions)) = with(|ctx| {
-        (
-            ctx.cache.clone(),
-            ctx.persist_dir.clone(),
-            ctx.functions.clone(),
-        )
-    }) else {
-        return;
-    };
-    let _removed = in_memory(&registry);
-    if let Some(dir) = dir {
-        for (name, spec) in functions.iter() {
-            if spec.annotated.options.persist && files_of(name) {
-                persist::remove_function_files(&dir, name, None);
-            }
-        }
+/// Clears `scope` in every tier (memory, this notebook's cache folder, the shared store).
+fn clear(scope: ClearScope<'_>) {
+    if let Some((front, dir)) = with(|ctx| (ctx.front.clone(), ctx.persist_dir.clone())) {
+        front.clear(scope, dir.as_deref());
     }
 }
 
@@ -467,161 +453,146 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     let found = with(|c| {
         (
             c.functions.get(name).cloned(),
-            c.cache.clone(),
+            c.front.clone(),
             c.persist_dir.clone(),
         )
     });
-    let Some((Some(spec), registry, persist_dir)) = found else {
+    let Some((Some(spec), front, persist_dir)) = found else {
         return Err(script_error(format!(
             "`{name}` is not a cached function of this notebook"
         )));
     };
+    let registry = front.registry().clone();
     let kind = storage_kind(&spec);
     let policy = policy(&spec, kind);
-    let mut call = call_key(&spec, &args, &registry, None)?;
+    let call = call_key(&spec, &args, &registry, None)?;
     let options = &spec.annotated.options;
-
-    // Set when an entry was dropped because a file its computation read changed: the miss
-    // says which.
-    let mut file_changed: Option<String> = None;
     // On a background refresh's thread, its first call computes instead of being served
     // the stale value it replaces.
     let refreshing = with(|c| c.refreshing.take_if(|f| f == name))
         .flatten()
         .is_some();
-    let reason = loop {
-        let begun = if refreshing {
-            registry.begin_refresh(name, &policy, &call)
-        } else {
-            registry.begin(name, &policy, &call)
-        };
-        match begun.map_err(script_error)? {
-            Begin::Hit {
-                value,
-                elements,
-                files,
-                generation,
-                stale,
-            } => {
-                if let Err(change) = files_still_hold(&files) {
-                    registry.remove(name, call.key, RemovalCause::FileChanged);
-                    file_changed = Some(change);
-                    continue;
-                }
-                if let (StoredValue::Resource(handle), Some(validate)) = (&value, &options.validate)
-                {
-                    let valid = ctx
-                        .call_fn::<bool>(validate, (Dynamic::from(handle.clone()),))
-                        .map_err(|e| {
-                            if let Err(missing) = check_validate_fn(&ctx, name, validate) {
-                                return missing;
-                            }
-                            script_error(format!(
-                                "validate fn `{validate}` of `{name}` must take the value and return true or false: {e}"
-                            ))
-                        })?;
-                    if !valid {
-                        registry.remove(name, call.key, RemovalCause::ValidateFailed);
-                        continue;
-                    }
-                }
-                if stale == Some(true) {
-                    start_refresh(&registry, name, &call, &args);
-                }
-                note_key_widgets(&call);
-                replay(&elements);
-                legacy_warning(&spec, &value);
-                context::note_files(&files);
-                let outcome = if stale.is_some() {
-                    CallOutcome::StaleHit
-                } else {
-                    CallOutcome::Hit
-                };
-                trace(name, &call, outcome, generation);
-                return Ok(serve(&value));
-            }
-            Begin::Wait(flight) => {
-                if !flight.wait(|| context::stop_reason().is_some()) {
-                    return Err(stopped());
-                }
-            }
-            Begin::Compute(reason) => break reason,
-        }
+    let tiers = Tiers {
+        disk: persist_dir.as_deref().filter(|_| options.persist),
+        shared: options.persist_shared,
     };
-    // This thread computes the key now: whatever happens until it is stored (an error, an
-    // early return, a panic unwinding through user code), the guard aborts the in-flight
-    // marker unless told the value was stored, so callers waiting for it wake and retry.
-    let guard = registry.compute_guard(name, call.key);
-    if let Some(validate) = &options.validate {
-        check_validate_fn(&ctx, name, validate)?;
+    let mut steps = ScriptSteps {
+        ctx: &ctx,
+        spec: &spec,
+        registry: &registry,
+        args: args.clone(),
+        call: call.clone(),
+    };
+    let served = front.get_or_compute(name, &policy, call, tiers, refreshing, &mut steps)?;
+    let computed = matches!(served.outcome, CallOutcome::Miss(_));
+    if served.start_refresh {
+        start_refresh(&registry, name, &served.call, &args);
     }
-    let mut reason = match file_changed {
-        Some(change) => MissReason::Described(change),
-        None => reason,
-    };
+    if !computed {
+        note_key_widgets(&served.call);
+        replay(&served.elements);
+    }
+    legacy_warning(&spec, &served.value);
+    // The caller depends on the files its value was computed from as much as the fn does.
+    context::note_files(&served.files);
+    if computed {
+        note_key_widgets(&served.call);
+    }
+    let value = serve(&served.value);
+    trace(name, &served.call, served.outcome, served.generation);
+    Ok(value)
+}
 
-    // A persisted entry from an earlier process?
-    let disk_path = persist_dir
-        .as_ref()
-        .filter(|_| options.persist && kind == CacheKind::Data)
-        .map(|dir| persist::entry_path(dir, name, spec.code_hash, call.key));
-    if let (Some(dir), MissReason::CodeChanged) = (&persist_dir, &reason)
-        && options.persist
-    {
-        persist::remove_function_files(dir, name, Some(spec.code_hash));
-    }
-    if let Some(path) = &disk_path {
-        match persist::read(path) {
-            Ok(entry) => {
-                let age = registry.now().saturating_sub(entry.created);
-                let files = files_still_hold(&entry.files);
-                match (options.ttl, files) {
-                    (Some(ttl), _) if age >= ttl => {
-                        let _ = std::fs::remove_file(path);
-                        reason = MissReason::Expired(ttl);
+/// How a call from a script goes through the cache's steps.
+struct ScriptSteps<'a> {
+    ctx: &'a NativeCallContext<'a>,
+    spec: &'a CachedFnSpec,
+    registry: &'a CacheRegistry,
+    args: Array,
+    call: CallKey,
+}
+
+impl CallSteps for ScriptSteps<'_> {
+    type Error = Box<EvalAltResult>;
+
+    fn check_hit(&mut self, value: &StoredValue, files: &[FileRead]) -> ScriptResult<HitCheck> {
+        if let Err(change) = files_still_hold(files) {
+            return Ok(HitCheck::FileChanged(change));
+        }
+        let name = &self.spec.annotated.name;
+        if let (StoredValue::Resource(handle), Some(validate)) =
+            (value, &self.spec.annotated.options.validate)
+        {
+            let ctx = self.ctx;
+            let valid = ctx
+                .call_fn::<bool>(validate, (Dynamic::from(handle.clone()),))
+                .map_err(|e| {
+                    if let Err(missing) = check_validate_fn(ctx, name, validate) {
+                        return missing;
                     }
-                    // Computed from another file (another notebook's `data.csv`) or an
-                    // older version of it: recomputed, and the file is overwritten.
-                    (_, Err(change)) => reason = MissReason::Described(change),
-                    (_, Ok(())) => {
-                        let value = StoredValue::Data(entry.value);
-                        let generation = registry.complete_from_disk(
-                            name,
-                            &policy,
-                            &call,
-                            value.clone(),
-                            entry.elements.clone(),
-                            entry.created,
-                        );
-                        guard.completed();
-                        if !entry.files.is_empty() {
-                            registry.set_files(name, call.key, entry.files.clone());
-                        }
-                        note_key_widgets(&call);
-                        replay(&entry.elements);
-                        context::note_files(&entry.files);
-                        trace(name, &call, CallOutcome::DiskHit, generation);
-                        return Ok(serve(&value));
-                    }
-                }
-            }
-            Err(ReadError::Missing) => {}
-            Err(ReadError::Corrupt(problem)) => {
-                let _ = std::fs::remove_file(path);
-                // Shown once: a cell replaying this warning would show it forever.
-                context::note_event("dropped a damaged cache file");
-                emit(Element::text(
-                    ElementKind::Warning,
-                    format!(
-                        "dropped the cache file {} ({problem}); recomputing `{name}`",
-                        path.display()
-                    ),
-                ));
+                    script_error(format!(
+                        "validate fn `{validate}` of `{name}` must take the value and return true or false: {e}"
+                    ))
+                })?;
+            if !valid {
+                return Ok(HitCheck::Invalid);
             }
         }
+        Ok(HitCheck::Serve)
     }
 
-    // Compute. The spinner is shown, not recorded: a hit shows no spinner.
+    fn files_hold(&self, files: &[FileRead]) -> Result<(), String> {
+        files_still_hold(files)
+    }
+
+    fn on_miss(&mut self) -> ScriptResult<()> {
+        if let Some(validate) = &self.spec.annotated.options.validate {
+            check_validate_fn(self.ctx, &self.spec.annotated.name, validate)?;
+        }
+        Ok(())
+    }
+
+    fn compute(&mut self) -> ScriptResult<Computed> {
+        compute(self.ctx, self.spec, self.registry, &self.args, &self.call)
+    }
+
+    fn should_stop(&self) -> bool {
+        context::stop_reason().is_some()
+    }
+
+    fn stopped(&self) -> Box<EvalAltResult> {
+        stopped()
+    }
+
+    fn cache_error(&self, message: String) -> Box<EvalAltResult> {
+        script_error(message)
+    }
+
+    fn warn(&mut self, text: String, once: bool) {
+        if once {
+            // Said once per run: a cell replaying it would show it on every run.
+            let first = with(|ctx| ctx.warned.insert(format!("warning:{text}"))).unwrap_or(true);
+            if !first {
+                return;
+            }
+        }
+        // Shown once: a cell replaying this warning would show it forever.
+        context::note_event("the cache warned");
+        emit(Element::text(ElementKind::Warning, text));
+    }
+}
+
+/// Runs the fn's body for a miss, recording what it emits, which widgets and files it reads.
+fn compute(
+    ctx: &NativeCallContext,
+    spec: &CachedFnSpec,
+    registry: &CacheRegistry,
+    args: &Array,
+    call: &CallKey,
+) -> ScriptResult<Computed> {
+    let name = &spec.annotated.name;
+    let options = &spec.annotated.options;
+    // The spinner is shown, not recorded: a hit shows no spinner.
     match &options.show_spinner {
         Spinner::Off => {}
         Spinner::Default => emit(Element::text(
@@ -640,7 +611,7 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         c.elements.len()
     })
     .unwrap_or(0);
-    let mut call_args = args;
+    let mut call_args = args.clone();
     let mut refs: Vec<&mut Dynamic> = call_args.iter_mut().collect();
     let result = ctx.call_fn_raw(&spec.impl_name, false, false, &mut refs);
     drop(refs);
@@ -658,14 +629,13 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     let returned = match result {
         Ok(value) => value,
         Err(err) => {
-            guard.abort();
             // Not stored, so the next run computes again: a cell that caught this error
             // must run again too.
             context::note_failure(&format!("`{name}` failed"));
             return Err(err);
         }
     };
-    let stored = match kind {
+    let stored = match storage_kind(spec) {
         CacheKind::Resource => {
             StoredValue::Resource(match returned.read_lock::<ResourceHandle>() {
                 Some(handle) => handle.clone(),
@@ -679,7 +649,6 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
                 StoredValue::Resource(ResourceHandle::new(name, returned.clone()))
             }
             Err(not_data) => {
-                guard.abort();
                 return Err(script_error(format!(
                     "`{name}` returned a {}, which @cache_data cannot store: it keeps only data (numbers, strings, arrays, maps, DataFrames) and hands out copies. Use @cache_resource for connections, models and other shared objects",
                     not_data.type_name
@@ -688,8 +657,8 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
         },
     };
     // Widgets read inside the function are part of its key from now on.
+    let mut call = call.clone();
     if options.allow_widgets && !widgets_read.is_empty() {
-        let old_key = call.key;
         let known = registry
             .widget_labels(name, call.args_key)
             .unwrap_or_default();
@@ -707,50 +676,12 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
             })
             .collect();
         registry.set_widget_labels(name, call.args_key, reads.clone());
-        call = call_key(&spec, &call_args, &registry, Some((reads, &widgets_read)))?;
-        if call.key != old_key {
-            registry.abort(name, old_key);
-        }
+        call = call_key(spec, &call_args, registry, Some((reads, &widgets_read)))?;
     }
-    let persisted_ok = disk_path.is_some()
-        && persist::can_persist(&recorded)
-        && matches!(stored, StoredValue::Data(_));
-    let generation = registry.complete(
-        name,
-        &policy,
-        &call,
-        stored.clone(),
-        recorded.clone(),
-        false,
-    );
-    guard.completed();
-    // A resource is one shared object (a connection to a database that changes all the
-    // time): only data entries are tied to the files they were computed from.
-    if matches!(stored, StoredValue::Data(_)) && !files.is_empty() {
-        registry.set_files(name, call.key, files.clone());
-    }
-    // The caller depends on these files as much as this fn does.
-    context::note_files(&files);
-    if persisted_ok && let (Some(dir), StoredValue::Data(data)) = (&persist_dir, &stored) {
-        let path = persist::entry_path(dir, name, spec.code_hash, call.key);
-        match persist::write(&path, registry.now(), data, &recorded, &files) {
-            Ok(()) => registry.mark_persisted(name, call.key),
-            Err(err) => emit(Element::text(
-                ElementKind::Warning,
-                format!(
-                    "could not write the cache file {} ({err}); `{name}` stays cached in memory only. Pass --cache-dir DIR or set CELLAR_CACHE_DIR to a writable folder",
-                    path.display()
-                ),
-            )),
-        }
-    }
-    legacy_warning(&spec, &stored);
-    note_key_widgets(&call);
-    trace(name, &call, CallOutcome::Miss(reason), generation);
-    Ok(match stored {
-        // The caller gets the value it computed; the cache keeps its own copy.
-        StoredValue::Data(_) => returned,
-        StoredValue::Resource(handle) => Dynamic::from(handle),
-        StoredValue::Cell(_) => unreachable!("a cached fn stores data or a resource"),
+    Ok(Computed {
+        value: stored,
+        elements: recorded,
+        files,
+        call,
     })
 }

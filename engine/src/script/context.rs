@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cache::{AnnotatedFn, CacheRegistry, MissReason, ResourceHandle};
+pub use crate::cache::CallOutcome;
+use crate::cache::front::CacheFront;
+use crate::cache::{AnnotatedFn, CacheRegistry, ResourceHandle};
 use crate::cells::trace::{CellRecorder, FileRead, Read};
 use crate::elements::Element;
 use crate::widgets::{WidgetValue, WidgetValues};
@@ -34,8 +36,10 @@ pub(crate) struct RunContext {
     pub notebook_dir: Option<PathBuf>,
     /// Where `print` goes.
     pub log: LogSink,
-    /// The process-wide cache.
+    /// The process-wide cache's memory tier.
     pub cache: Arc<CacheRegistry>,
+    /// The process-wide cache, all tiers.
+    pub front: Arc<CacheFront>,
     /// Where `persist = "disk"` entries live (none: persistence is off).
     pub persist_dir: Option<PathBuf>,
     /// The notebook's cached functions, by name.
@@ -88,7 +92,7 @@ pub(crate) type RefreshSink = Arc<dyn Fn(RefreshJob) + Send + Sync>;
 impl RunContext {
     /// A context with nothing run yet: no widgets set, no session, no cell traced.
     pub(crate) fn detached(
-        cache: Arc<CacheRegistry>,
+        front: Arc<CacheFront>,
         functions: Arc<HashMap<String, CachedFnSpec>>,
         persist_dir: Option<PathBuf>,
         notebook_dir: Option<PathBuf>,
@@ -99,7 +103,8 @@ impl RunContext {
             widgets: WidgetValues::default(),
             notebook_dir,
             log,
-            cache,
+            cache: front.registry().clone(),
+            front,
             persist_dir,
             functions,
             calls: Vec::new(),
@@ -158,25 +163,12 @@ pub struct CallTrace {
     pub outcome: CallOutcome,
 }
 
-/// Hit or miss, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// Served from memory.
-    Hit,
-    /// Served from a persisted file.
-    DiskHit,
-    /// Served an expired entry while it is computed again in the background
-    /// (`refresh = "background"`).
-    StaleHit,
-    /// Computed, for this reason.
-    Miss(MissReason),
-}
-
 impl std::fmt::Display for CallTrace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.outcome {
             CallOutcome::Hit => write!(f, "{}: hit", self.function),
             CallOutcome::DiskHit => write!(f, "{}: hit (from disk)", self.function),
+            CallOutcome::SharedHit => write!(f, "{}: hit (from shared store)", self.function),
             CallOutcome::StaleHit => write!(
                 f,
                 "{}: stale hit (expired; refreshing in the background)",

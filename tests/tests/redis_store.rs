@@ -4,152 +4,14 @@
 //! Timing bounds are generous on purpose: what is asserted is that nothing hangs (a fault
 //! answers within seconds, the breaker at once), not how fast a machine is.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cellar_engine::cache::store::format::{HEADER_LEN, Header, MAX_CHUNK_SIZE};
 use cellar_engine::cache::store::{self, SharedStore, StoreError, StoreOptions};
-
-/// A `redis-server` of this test's own, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Starts a server on a free port and waits until it answers PING.
-    fn start() -> RedisServer {
-        Self::start_on(free_port())
-    }
-
-    /// Starts a server with extra settings (`--maxmemory 2mb`...).
-    fn start_with(settings: &[&str]) -> RedisServer {
-        Self::spawn(free_port(), settings)
-    }
-
-    fn start_on(port: u16) -> RedisServer {
-        Self::spawn(port, &[])
-    }
-
-    fn spawn(port: u16, settings: &[&str]) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(settings)
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install redis-server (apt-get install redis-server)")
-            });
-        let mut server = RedisServer {
-            port,
-            child: Some(child),
-        };
-        server.wait_for_ping();
-        server
-    }
-
-    fn wait_for_ping(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!(
-                    "redis-server on port {} exited at start: {status}",
-                    self.port
-                );
-            }
-            if ping(self.port) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "redis-server on port {} did not answer PING in 10 s",
-            self.port
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn pid(&self) -> String {
-        self.child.as_ref().expect("running").id().to_string()
-    }
-
-    /// SIGKILL: the server vanishes mid-way, as in a crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A new server on the same port (empty: nothing is persisted).
-    fn restart(&mut self) {
-        self.kill();
-        *self = RedisServer::start_on(self.port);
-    }
-
-    /// SIGSTOP / SIGCONT: the server is there (the kernel still accepts connections) but
-    /// does not answer.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.pid())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// A plain connection for looking at and altering what the store wrote.
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            // A stopped server must be woken to die promptly and free its port.
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .status();
-        }
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_millis(200),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
+use cellar_tests::redis::{RedisServer, free_port};
 
 const SECRET: &[u8] = b"team secret for tests";
 
@@ -539,7 +401,7 @@ fn unreachable_at_open() {
 
     // TLS against a plain-text server: fails, and promptly.
     let server = RedisServer::start();
-    let tls = store::open(&format!("rediss://127.0.0.1:{}/0", server.port), None).unwrap();
+    let tls = store::open(&format!("rediss://127.0.0.1:{}/0", server.port()), None).unwrap();
     let start = Instant::now();
     let why = unavailable(tls.get("k"));
     let took = start.elapsed();
