@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cellar_engine::cache::persist;
+use cellar_engine::cache::front;
 use cellar_engine::cache::store::{SharedStore, StoredEntry};
 use clap::{Args, Subcommand};
 
@@ -122,32 +122,27 @@ fn disk_rows(dir: &Path) -> Vec<DiskRow> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    persist::entry_files(dir)
+    front::folder_entries(dir)
         .into_iter()
-        .map(|(path, bytes)| {
-            let summary = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| persist::peek(&b));
-            match summary {
-                Ok(summary) => DiskRow {
-                    function: if summary.function.is_empty() {
-                        "?".to_string()
-                    } else {
-                        summary.function
-                    },
-                    value: summary.value,
-                    bytes,
-                    age: Some(now.saturating_sub(summary.created)),
-                    path,
+        .map(|entry| match entry.summary {
+            Ok(summary) => DiskRow {
+                function: if summary.function.is_empty() {
+                    "?".to_string()
+                } else {
+                    summary.function
                 },
-                Err(problem) => DiskRow {
-                    function: "?".to_string(),
-                    value: format!("unreadable: {problem}"),
-                    bytes,
-                    age: None,
-                    path,
-                },
-            }
+                value: summary.value,
+                bytes: entry.bytes,
+                age: Some(now.saturating_sub(summary.created)),
+                path: entry.path,
+            },
+            Err(problem) => DiskRow {
+                function: "?".to_string(),
+                value: format!("unreadable: {problem}"),
+                bytes: entry.bytes,
+                age: None,
+                path: entry.path,
+            },
         })
         .collect()
 }
@@ -252,7 +247,7 @@ fn clear(args: &ClearArgs) -> Result<(), String> {
     let both = !args.disk && !args.shared;
     if args.disk || both {
         let dir = args.tiers.dir();
-        let removed = persist::remove_all_files(&dir);
+        let removed = front::clear_folder(&dir);
         println!("disk: removed {removed} entries from {}", dir.display());
     }
     if args.shared || both {
@@ -278,12 +273,7 @@ fn clear(args: &ClearArgs) -> Result<(), String> {
 
 fn prune(args: &PruneArgs) -> Result<(), String> {
     let dir = args.tiers.dir();
-    let mut removed = 0;
-    for path in persist::leftover_files(&dir) {
-        if std::fs::remove_file(&path).is_ok() {
-            removed += 1;
-        }
-    }
+    let mut removed = front::prune_folder(&dir);
     if let Some(limit) = args.older_than {
         for row in disk_rows(&dir) {
             if row.age.is_some_and(|age| age > limit) && std::fs::remove_file(&row.path).is_ok() {

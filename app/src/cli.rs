@@ -174,7 +174,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let printer = Printer::new(args.format);
     let mut dir = cache_dir(args.cache_dir.as_deref(), &args.notebook);
     if let Some(path) = &dir
-        && let Err(err) = cellar_engine::cache::persist::create_private_dir(path)
+        && let Err(err) = cellar_engine::cache::front::create_folder(path)
     {
         printer.warning(&format!(
             "cache dir {} cannot be created ({err}); persisted entries stay in memory. Pass --cache-dir DIR or set CELLAR_CACHE_DIR",

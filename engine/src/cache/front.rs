@@ -676,3 +676,48 @@ fn shared_function_prefix(function: &str) -> String {
         persist::function_digest(function)
     )
 }
+
+/// One entry file of a cache folder, as `cellar cache ls` lists it.
+#[derive(Clone, Debug)]
+pub struct FolderEntry {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The cached fn's name, what the value is and when it was computed; `Err` says why the
+    /// file cannot be read.
+    pub summary: Result<persist::Summary, String>,
+}
+
+/// The entry files of the cache folder `dir`.
+pub fn folder_entries(dir: &Path) -> Vec<FolderEntry> {
+    persist::entry_files(dir)
+        .into_iter()
+        .map(|(path, bytes)| FolderEntry {
+            summary: std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| persist::peek(&b)),
+            path,
+            bytes,
+        })
+        .collect()
+}
+
+/// Removes every entry file of the cache folder `dir`; returns how many.
+pub fn clear_folder(dir: &Path) -> usize {
+    persist::remove_all_files(dir)
+}
+
+/// Removes what no Cellar of this version reads from `dir` (temporaries left by a crash,
+/// damaged files, files of older format versions); returns how many.
+pub fn prune_folder(dir: &Path) -> usize {
+    persist::leftover_files(dir)
+        .into_iter()
+        .filter(|path| std::fs::remove_file(path).is_ok())
+        .count()
+}
+
+/// Creates a cache folder readable by its user only (0o700 on Unix).
+pub fn create_folder(dir: &Path) -> std::io::Result<()> {
+    persist::create_private_dir(dir)
+}
