@@ -16,6 +16,7 @@ use crate::dialogs::{DialogPurpose, FileDialogs, NativeDialogs, PendingDialog};
 use crate::notebook_view::NotebookView;
 use crate::recent::RecentFiles;
 use crate::sessions::{RunRequest, SessionTab};
+use crate::settings::{self, Settings};
 use crate::theme::{self, ThemeChoice};
 use crate::toolbar::{self, StatusModel, ToolbarModel};
 
@@ -24,15 +25,25 @@ const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
 
 /// Opens the window on `path`.
 pub fn open_window(path: PathBuf) -> anyhow::Result<()> {
-    let mut app = NotebookApp::open(&path)?.with_autosave(autosave::EVERY);
+    let mut app = NotebookApp::open(&path)?
+        .with_autosave(autosave::EVERY)
+        .with_settings(Settings::from_config_dir());
     app.recent = RecentFiles::from_config_dir();
     app.recent.touch(&path);
     // For screenshots and demos: start with the cache panel open.
     app.show_cache_panel = std::env::var_os("CELLAR_SHOW_CACHE_PANEL").is_some_and(|v| v != "0");
+    // For screenshots and demos: `CELLAR_WINDOW_SIZE=1024x700`.
+    let size = std::env::var("CELLAR_WINDOW_SIZE")
+        .ok()
+        .and_then(|v| {
+            let (w, h) = v.split_once('x')?;
+            Some([w.trim().parse().ok()?, h.trim().parse().ok()?])
+        })
+        .unwrap_or([1280.0, 860.0]);
     let mut viewport = egui::ViewportBuilder::default()
         .with_title(app.window_title())
         .with_app_id("cellar")
-        .with_inner_size([1280.0, 860.0])
+        .with_inner_size(size)
         .with_min_inner_size([640.0, 400.0]);
     match eframe::icon_data::from_png_bytes(ICON_PNG) {
         Ok(icon) => viewport = viewport.with_icon(icon),
@@ -53,6 +64,11 @@ pub fn open_window(path: PathBuf) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("could not open a window: {e}"))
 }
+
+/// The narrowest the cache panel gets.
+const CACHE_PANEL_MIN: f32 = 300.0;
+/// The largest share of the window the cache panel takes.
+const CACHE_PANEL_MAX_SHARE: f32 = 0.45;
 
 /// A question the user must answer before something irreversible happens.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,6 +121,10 @@ pub struct NotebookApp {
     confirm: Option<Confirm>,
     show_cache_panel: bool,
     cache_panel: CachePanel,
+    /// The width the user dragged the cache panel to (remembered in `settings`).
+    cache_panel_wanted: Option<f32>,
+    cache_panel_rect: Option<egui::Rect>,
+    settings: Settings,
     theme: ThemeChoice,
     theme_applied: bool,
     shown_title: String,
@@ -147,6 +167,9 @@ impl NotebookApp {
             confirm: None,
             show_cache_panel: false,
             cache_panel: CachePanel::new(),
+            cache_panel_wanted: None,
+            cache_panel_rect: None,
+            settings: Settings::in_memory(),
             theme: ThemeChoice::System,
             theme_applied: false,
             shown_title: String::new(),
@@ -369,17 +392,21 @@ impl NotebookApp {
                 };
                 toolbar::status_bar(ui, &model);
             });
-        if self.show_cache_panel {
+        let panel_rect = self.show_cache_panel.then(|| {
+            // An exact width the app keeps (what the user dragged it to, bounded by the
+            // window), so nothing drawn inside, a long filter or a wide table, can widen it.
+            let width = self.cache_panel_width(ui.available_width());
             egui::Panel::right("cache_panel")
-                .resizable(true)
-                .default_size(470.0)
-                .min_size(260.0)
+                .resizable(false)
+                .exact_size(width)
                 .show(ui, |ui| {
                     if self.cache_panel.ui(ui, &self.runtime) {
                         self.refresh_cache_totals();
                     }
-                });
-        }
+                })
+                .response
+                .rect
+        });
         egui::CentralPanel::default().show(ui, |ui| {
             self.view.ui(
                 ui,
@@ -388,6 +415,10 @@ impl NotebookApp {
                 &mut actions,
             );
         });
+        if let Some(rect) = panel_rect {
+            self.cache_panel_resize_handle(ui, rect);
+        }
+        self.cache_panel_rect = panel_rect;
         self.confirm_dialog(&ctx, &mut actions);
 
         for action in actions {
@@ -402,6 +433,63 @@ impl NotebookApp {
             // The spinner and the running time move even when the worker has nothing to say.
             ctx.request_repaint_after(Duration::from_millis(50));
         }
+    }
+
+    /// The cache panel's width in a window `window_width` wide: the width the user chose (or
+    /// 40 % of the window, up to 600 points), never under [`CACHE_PANEL_MIN`] nor over
+    /// [`CACHE_PANEL_MAX_SHARE`] of the window, so the notebook always keeps most of it.
+    fn cache_panel_width(&self, window_width: f32) -> f32 {
+        let max = (window_width * CACHE_PANEL_MAX_SHARE).max(CACHE_PANEL_MIN);
+        let wanted = self
+            .cache_panel_wanted
+            .unwrap_or((window_width * 0.4).clamp(CACHE_PANEL_MIN, 600.0));
+        wanted.clamp(CACHE_PANEL_MIN, max)
+    }
+
+    /// The panel's left edge: dragging it resizes the panel (remembered when let go).
+    fn cache_panel_resize_handle(&mut self, ui: &egui::Ui, panel: egui::Rect) {
+        let handle =
+            egui::Rect::from_x_y_ranges(panel.left() - 4.0..=panel.left() + 4.0, panel.y_range());
+        let response = ui.interact(
+            handle,
+            egui::Id::unique("cache_panel_resize"),
+            egui::Sense::drag(),
+        );
+        if response.hovered() || response.dragged() {
+            ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
+            let stroke = ui.visuals().widgets.hovered.fg_stroke;
+            ui.painter().vline(panel.left(), panel.y_range(), stroke);
+        }
+        if response.dragged()
+            && let Some(pointer) = response.interact_pointer_pos()
+        {
+            let window = ui.ctx().content_rect().width();
+            let wanted = panel.right() - pointer.x;
+            let max = (window * CACHE_PANEL_MAX_SHARE).max(CACHE_PANEL_MIN);
+            self.cache_panel_wanted = Some(wanted.clamp(CACHE_PANEL_MIN, max));
+        }
+        if response.drag_stopped()
+            && let Some(width) = self.cache_panel_wanted
+        {
+            self.settings.set_number(settings::CACHE_PANEL_WIDTH, width);
+        }
+    }
+
+    /// Where the cache panel was drawn on the last frame (`None` when it is hidden).
+    pub fn cache_panel_rect(&self) -> Option<egui::Rect> {
+        self.cache_panel_rect
+    }
+
+    /// Remembers the cache panel's width (and other window settings) in `settings`.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.cache_panel_wanted = settings.number(settings::CACHE_PANEL_WIDTH);
+        self.settings = settings;
+        self
+    }
+
+    /// Shows or hides the cache panel.
+    pub fn set_cache_panel(&mut self, shown: bool) {
+        self.show_cache_panel = shown;
     }
 
     /// Keyboard shortcuts. Letters only act when no text field has focus.

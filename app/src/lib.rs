@@ -9,7 +9,8 @@
 //! - [`notebook_view`]: the cells; [`cell_editor`] and [`syntax`]: their code.
 //! - [`outputs`]: how each element is drawn.
 //! - [`dialogs`]: file dialogs off the UI thread; [`recent`]: the recent-files list;
-//!   [`autosave`]: the copy of unsaved changes beside the notebook.
+//!   [`autosave`]: the copy of unsaved changes beside the notebook; [`settings`]: what the
+//!   window remembers between starts.
 //! - [`theme`]: colours and spacing, light and dark.
 //! - [`worker`]: runs notebooks off the UI thread.
 //! - [`cli`]: `cellar run`; [`bench`]: `cellar bench`.
@@ -27,6 +28,7 @@ pub mod notebook_view;
 pub mod outputs;
 pub mod recent;
 pub mod sessions;
+pub mod settings;
 pub mod syntax;
 pub mod theme;
 pub mod toolbar;

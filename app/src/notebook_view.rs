@@ -37,36 +37,33 @@ impl NotebookView {
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                let width = ui.available_width().min(COLUMN_WIDTH);
-                let pad = ((ui.available_width() - width) / 2.0).max(0.0);
-                ui.horizontal_top(|ui| {
-                    ui.add_space(pad);
-                    ui.vertical(|ui| {
-                        ui.set_width(width);
-                        ui.add_space(12.0);
-                        let count = notebook.cells.len();
-                        for index in 0..count {
-                            self.cell_ui(
-                                ui,
-                                index,
-                                count,
-                                &mut notebook.cells[index],
-                                tab,
-                                actions,
-                            );
-                            ui.add_space(10.0);
+                // The column is centred and exactly as wide as it may be: a horizontal layout
+                // with a leading space would add its item spacing and push the cards past the
+                // right edge (under the cache panel).
+                let full = ui.available_rect_before_wrap();
+                let width = full.width().min(COLUMN_WIDTH);
+                let column = egui::Rect::from_min_size(
+                    egui::pos2(full.left() + (full.width() - width) / 2.0, full.top()),
+                    egui::vec2(width, full.height()),
+                );
+                ui.scope_builder(egui::UiBuilder::new().max_rect(column), |ui| {
+                    ui.set_width(width);
+                    ui.add_space(12.0);
+                    let count = notebook.cells.len();
+                    for index in 0..count {
+                        self.cell_ui(ui, index, count, &mut notebook.cells[index], tab, actions);
+                        ui.add_space(10.0);
+                    }
+                    ui.vertical_centered(|ui| {
+                        if ui
+                            .button("➕ Add cell")
+                            .on_hover_text("Add an empty cell at the end")
+                            .clicked()
+                        {
+                            actions.push(Action::AddCell(count));
                         }
-                        ui.vertical_centered(|ui| {
-                            if ui
-                                .button("➕ Add cell")
-                                .on_hover_text("Add an empty cell at the end")
-                                .clicked()
-                            {
-                                actions.push(Action::AddCell(count));
-                            }
-                        });
-                        ui.add_space(24.0);
                     });
+                    ui.add_space(24.0);
                 });
             });
     }

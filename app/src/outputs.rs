@@ -162,7 +162,9 @@ pub fn show_markdown(ui: &mut Ui, text: &str) {
                 let (rect, _) = ui.allocate_exact_size(egui::vec2(3.0, 18.0), egui::Sense::hover());
                 ui.painter()
                     .rect_filled(rect, 1.0, ui.visuals().weak_text_color());
-                ui.label(inline_markdown(ui, quote, true));
+                // A label in a horizontal layout does not wrap unless told to.
+                let job = inline_markdown(ui, quote, true);
+                ui.add(egui::Label::new(job).wrap());
             });
         } else {
             ui.label(inline_markdown(ui, trimmed, false));
@@ -189,7 +191,10 @@ fn list_item(ui: &mut Ui, bullet: &str, item: &str) {
     ui.horizontal_top(|ui| {
         ui.add_space(8.0);
         ui.label(RichText::new(bullet).weak());
-        ui.label(inline_markdown(ui, item, false));
+        // A label in a horizontal layout does not wrap unless told to: a long item would
+        // widen the whole notebook column past the window.
+        let job = inline_markdown(ui, item, false);
+        ui.add(egui::Label::new(job).wrap());
     });
 }
 

@@ -811,3 +811,169 @@ fn an_autosave_copy_older_than_the_notebook_is_not_offered() {
     harness.run_ok();
     assert!(harness.query_by_label("Recover unsaved changes?").is_none());
 }
+
+/// The tour in a window of `size` with the cache panel open (its width remembered in
+/// `settings`), run once.
+fn tour_with_cache_panel(
+    size: egui::Vec2,
+    settings: cellar::settings::Settings,
+) -> Harness<'static, NotebookApp> {
+    let mut app = NotebookApp::open(&tour_path())
+        .unwrap()
+        .with_settings(settings);
+    app.set_cache_panel(true);
+    let mut harness = Harness::builder()
+        .with_size(size)
+        .build_ui_state(|ui, app: &mut NotebookApp| app.ui(ui), app);
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness
+}
+
+fn cache_panel(harness: &Harness<'static, NotebookApp>) -> egui::Rect {
+    harness
+        .state()
+        .cache_panel_rect()
+        .expect("the cache panel is open")
+}
+
+/// Every node beside the cache panel (between the toolbar and the status bar) that crosses
+/// into it: what the panel would cut off.
+fn cut_off_by_the_panel(harness: &Harness<'static, NotebookApp>) -> Vec<String> {
+    use egui_kittest::kittest::NodeT as _;
+    let panel = cache_panel(harness);
+    harness
+        .root()
+        .children_recursive()
+        .filter(|node| node.accesskit_node().bounding_box().is_some())
+        .filter(|node| {
+            let r = node.rect();
+            // The resize handle straddles the panel's edge on purpose.
+            let handle = r.width() < 10.0 && r.height() >= panel.height() - 1.0;
+            r.top() >= panel.top() - 1.0
+                && r.bottom() <= panel.bottom() + 1.0
+                && r.left() < panel.left() - 1.0
+                && r.right() > panel.left() + 1.0
+                && !handle
+        })
+        .map(|node| {
+            let n = node.accesskit_node();
+            format!("{:?} {:?} {:?}", n.role(), n.label(), n.value())
+        })
+        .collect()
+}
+
+/// Remembered settings in which the panel was dragged as wide as it goes.
+fn widest_panel() -> cellar::settings::Settings {
+    let mut settings = cellar::settings::Settings::in_memory();
+    settings.set_number(cellar::settings::CACHE_PANEL_WIDTH, 5000.0);
+    settings
+}
+
+#[test]
+fn at_1024_by_700_the_notebook_reflows_beside_the_widest_cache_panel() {
+    let harness = tour_with_cache_panel(egui::vec2(1024.0, 700.0), widest_panel());
+    let panel = cache_panel(&harness);
+    assert!(panel.width() <= 1024.0 * 0.45, "{panel:?}");
+    let cut = cut_off_by_the_panel(&harness);
+    assert!(cut.is_empty(), "cut off by the cache panel: {cut:#?}");
+    // The cells' buttons are all there, left of the panel.
+    assert_eq!(harness.query_all_by_label("Delete cell").count(), 6);
+}
+
+#[test]
+fn typing_in_the_cache_filter_never_widens_the_panel() {
+    let mut harness = tour_with_cache_panel(
+        egui::vec2(1280.0, 860.0),
+        cellar::settings::Settings::in_memory(),
+    );
+    let width = cache_panel(&harness).width();
+    harness.get_by_label("Filter entries").focus();
+    harness.run_ok();
+    for c in "load_pickups and then some more text".chars() {
+        harness
+            .get_by_label("Filter entries")
+            .type_text(&c.to_string());
+        harness.step();
+        assert_eq!(cache_panel(&harness).width(), width, "after typing {c:?}");
+    }
+    harness.run_ok();
+    harness.get_by_label("×").click();
+    harness.run_ok();
+    assert_eq!(cache_panel(&harness).width(), width);
+    assert!(cut_off_by_the_panel(&harness).is_empty());
+}
+
+#[test]
+fn the_cache_panel_resizes_by_its_edge_within_bounds_and_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("settings.txt");
+    let size = egui::vec2(1280.0, 860.0);
+    let mut harness = tour_with_cache_panel(size, cellar::settings::Settings::at(&store));
+    let before = cache_panel(&harness);
+    let edge = |x: f32| egui::pos2(x, before.center().y);
+    harness.hover_at(edge(before.left()));
+    harness.step();
+    harness.drag_at(edge(before.left()));
+    harness.step();
+    harness.hover_at(edge(before.left() - 40.0));
+    harness.step();
+    harness.drop_at(edge(before.left() - 40.0));
+    harness.run_ok();
+    let wider = cache_panel(&harness).width();
+    assert!(
+        (wider - (before.width() + 40.0)).abs() <= 2.0,
+        "{} then {wider}",
+        before.width()
+    );
+    // Dragged almost across the window, it stops at 45 % of it.
+    let left = cache_panel(&harness).left();
+    harness.drag_at(edge(left));
+    harness.step();
+    harness.hover_at(edge(50.0));
+    harness.step();
+    harness.drop_at(edge(50.0));
+    harness.run_ok();
+    let widest = cache_panel(&harness).width();
+    assert!(widest <= 1280.0 * 0.45 && widest > wider, "{widest}");
+    assert!(cut_off_by_the_panel(&harness).is_empty());
+    drop(harness);
+    // The next start remembers the width.
+    let harness = tour_with_cache_panel(size, cellar::settings::Settings::at(&store));
+    assert!((cache_panel(&harness).width() - widest).abs() <= 1.0);
+}
+
+#[test]
+fn the_cache_tables_show_every_column_at_1280_and_1920() {
+    for size in [egui::vec2(1280.0, 860.0), egui::vec2(1920.0, 1080.0)] {
+        let harness = tour_with_cache_panel(size, cellar::settings::Settings::in_memory());
+        let panel = cache_panel(&harness);
+        // Sorted by function: its title carries the arrow.
+        for title in [
+            "Kind",
+            "Function ▲",
+            "Arguments",
+            "Size",
+            "Hits",
+            "Age",
+            "TTL",
+            "Disk",
+        ] {
+            let header = harness.get_by_role_and_label(Role::Button, title).rect();
+            assert!(
+                header.left() >= panel.left() && header.right() <= panel.right(),
+                "{title} at {header:?} is outside the panel {panel:?} at {size:?}"
+            );
+        }
+        // The totals' titles (the size plot is titled "Bytes" too).
+        for title in ["Entries", "Misses", "Hit rate", "Evicted", "Bytes"] {
+            for node in harness.get_all_by_label(title) {
+                let header = node.rect();
+                assert!(
+                    header.right() <= panel.right(),
+                    "{title} at {header:?} is outside the panel {panel:?} at {size:?}"
+                );
+            }
+        }
+    }
+}

@@ -12,6 +12,11 @@ use super::Clear;
 use super::format;
 use super::log::EventLog;
 
+/// The gap between the table's columns.
+const TABLE_SPACING: f32 = 4.0;
+/// Width kept free at the right of a table for the panel's vertical scroll bar.
+pub(super) const SCROLL_BAR_ROOM: f32 = 14.0;
+
 /// A column the table can be sorted by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum SortColumn {
@@ -45,7 +50,7 @@ impl SortColumn {
             Self::Size => "Size",
             Self::Hits => "Hits",
             Self::Age => "Age",
-            Self::TtlLeft => "TTL left",
+            Self::TtlLeft => "TTL",
             Self::Persisted => "Disk",
         }
     }
@@ -55,18 +60,30 @@ impl SortColumn {
         matches!(self, Self::Size | Self::Hits | Self::Persisted)
     }
 
-    fn column(self) -> Column {
-        let (initial, least) = match self {
-            Self::Kind => (56.0, 36.0),
-            Self::Function => (92.0, 50.0),
-            Self::Args => (104.0, 50.0),
-            Self::Size => (56.0, 40.0),
-            Self::Hits => (40.0, 30.0),
-            Self::Age => (48.0, 32.0),
-            Self::TtlLeft => (64.0, 32.0),
-            Self::Persisted => (40.0, 28.0),
-        };
-        Column::initial(initial).at_least(least).clip(true)
+    /// The width of a column that shows a short value (a size, a count, a duration), enough
+    /// for its title and the sort arrow; `None` for the two text columns, which share the
+    /// rest of the width.
+    fn fixed_width(self) -> Option<f32> {
+        match self {
+            Self::Kind => Some(50.0),
+            Self::Size => Some(52.0),
+            Self::Hits => Some(36.0),
+            Self::Age => Some(48.0),
+            Self::TtlLeft => Some(48.0),
+            Self::Persisted => Some(36.0),
+            Self::Function | Self::Args => None,
+        }
+    }
+
+    /// The column, for a table `width` wide: the text columns take what the others leave (at
+    /// least enough to read a few characters; below that the table scrolls sideways).
+    fn column(self, width: f32, spacing: f32) -> Column {
+        let fixed: f32 = Self::ALL.iter().filter_map(|c| c.fixed_width()).sum();
+        // A gap after every column, and room for the panel's scroll bar.
+        let gaps = spacing * Self::ALL.len() as f32 + SCROLL_BAR_ROOM;
+        let text = ((width - fixed - gaps) / 2.0).max(64.0).floor();
+        // Exact widths, worked out again each frame: the table follows the panel's width.
+        Column::exact(self.fixed_width().unwrap_or(text)).clip(true)
     }
 
     fn compare(self, a: &EntryInfo, b: &EntryInfo) -> Ordering {
@@ -169,13 +186,14 @@ impl EntriesView {
                 .weak(),
         );
         if !rows.is_empty() {
-            // Wide enough for every column at 420 px; a narrower panel scrolls sideways.
+            // The columns fit the panel down to about 420 px; a narrower panel scrolls sideways.
+            let width = ui.available_width();
             ui.scope(|ui| {
                 // A solid bar takes its own space; a floating one would cover the last row.
                 ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
                 egui::ScrollArea::horizontal()
                     .id_salt("cache_panel_entries_h")
-                    .show(ui, |ui| self.table_ui(ui, entries, &rows, now));
+                    .show(ui, |ui| self.table_ui(ui, entries, &rows, now, width));
             });
         }
         let selected = self.selected.as_ref().and_then(|(function, key)| {
@@ -197,23 +215,28 @@ impl EntriesView {
     }
 
     fn filter_ui(&mut self, ui: &mut egui::Ui) {
+        // Right to left: the toggles and the clear button take what they need and the field
+        // the rest, so the row is exactly as wide as the panel whatever is typed.
         ui.horizontal(|ui| {
-            ui.add(
-                egui::TextEdit::singleline(&mut self.filter)
-                    .hint_text("Filter: function, argument, value")
-                    .desired_width((ui.available_width() - 170.0).max(80.0)),
-            );
-            if !self.filter.is_empty()
-                && ui.small_button("×").on_hover_text("Clear filter").clicked()
-            {
-                self.filter.clear();
-            }
-            ui.toggle_value(&mut self.show_data, "data")
-                .on_hover_text("Show @cache_data entries");
-            ui.toggle_value(&mut self.show_resource, "resource")
-                .on_hover_text("Show @cache_resource entries");
-            ui.toggle_value(&mut self.show_cell, "cell")
-                .on_hover_text("Show cached cells");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.toggle_value(&mut self.show_cell, "cell")
+                    .on_hover_text("Show cached cells");
+                ui.toggle_value(&mut self.show_resource, "resource")
+                    .on_hover_text("Show @cache_resource entries");
+                ui.toggle_value(&mut self.show_data, "data")
+                    .on_hover_text("Show @cache_data entries");
+                if !self.filter.is_empty()
+                    && ui.small_button("×").on_hover_text("Clear filter").clicked()
+                {
+                    self.filter.clear();
+                }
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.filter)
+                        .hint_text("Filter: function, argument, value")
+                        .desired_width(ui.available_width().max(60.0)),
+                )
+                .accessible_name("Filter entries");
+            });
         });
     }
 
@@ -223,20 +246,23 @@ impl EntriesView {
         entries: &[EntryInfo],
         rows: &[usize],
         now: Duration,
+        width: f32,
     ) {
         let dark_mode = ui.visuals().dark_mode;
         // Labels must not take the click (to select text): the row takes it, to select the entry.
         ui.style_mut().interaction.selectable_labels = false;
         let mut clicked_header = None;
         let mut clicked_row = None;
+        ui.spacing_mut().item_spacing.x = TABLE_SPACING;
+        // The header buttons are as wide as their titles.
+        ui.spacing_mut().button_padding = egui::vec2(2.0, 1.0);
         let table = SortColumn::ALL
             .iter()
             .fold(TableBuilder::new(ui), |table, column| {
-                table.column(column.column())
+                table.column(column.column(width, TABLE_SPACING))
             })
             .id_salt("cache_panel_entries")
             .striped(true)
-            .resizable(true)
             .sense(Sense::click())
             .max_scroll_height(240.0)
             .cell_layout(egui::Layout::left_to_right(egui::Align::Center));

@@ -126,6 +126,9 @@ impl CachePanel {
             .request_repaint_after(Duration::from_secs_f64(REFRESH_EVERY_S));
 
         let mut action = self.header_ui(ui);
+        // The sections' bodies are indented a little, not the default 18 px: the tables need
+        // the width.
+        ui.spacing_mut().indent = 8.0;
         egui::ScrollArea::vertical()
             .id_salt("cache_panel_scroll")
             .auto_shrink([false, false])
@@ -224,38 +227,82 @@ impl CachePanel {
     }
 }
 
-/// One row per function, then the overall totals.
+/// The number columns of the totals and their widths (enough for the title and values like
+/// `100%` or `455 KB`).
+const TOTALS_COLUMNS: [(&str, f32); 6] = [
+    ("Entries", 50.0),
+    ("Hits", 40.0),
+    ("Misses", 46.0),
+    ("Hit rate", 54.0),
+    ("Evicted", 52.0),
+    ("Bytes", 58.0),
+];
+
+/// One row per function, then the overall totals. The function column takes the width the
+/// numbers leave; below about 420 px the table scrolls sideways.
 fn totals_ui(ui: &mut egui::Ui, stats: &[FunctionStats]) {
+    use egui_extras::{Column, TableBuilder};
     if stats.is_empty() {
         ui.label(RichText::new("No cached function called yet.").weak());
         return;
     }
+    let spacing = 6.0;
+    let width = ui.available_width();
+    let numbers: f32 = TOTALS_COLUMNS.iter().map(|(_, w)| w).sum();
+    let function_width = (width - numbers - spacing * 7.0 - entries::SCROLL_BAR_ROOM)
+        .max(90.0)
+        .floor();
     ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
     egui::ScrollArea::horizontal()
         .id_salt("cache_panel_totals_h")
         .show(ui, |ui| {
-            egui::Grid::new("cache_panel_totals")
-                .num_columns(7)
-                .striped(true)
-                .spacing([10.0, 3.0])
-                .show(ui, |ui| {
-                    for title in [
-                        "Function", "Entries", "Hits", "Misses", "Hit rate", "Evicted", "Bytes",
-                    ] {
-                        ui.label(RichText::new(title).strong());
+            ui.spacing_mut().item_spacing.x = spacing;
+            let dark_mode = ui.visuals().dark_mode;
+            let table = TOTALS_COLUMNS.iter().fold(
+                TableBuilder::new(ui)
+                    .id_salt("cache_panel_totals")
+                    .striped(true)
+                    .vscroll(false)
+                    .column(Column::exact(function_width).clip(true)),
+                |table, (_, w)| table.column(Column::exact(*w).clip(true)),
+            );
+            table
+                .header(20.0, |mut header| {
+                    header.col(|ui| {
+                        ui.label(RichText::new("Function").strong());
+                    });
+                    for (title, _) in TOTALS_COLUMNS {
+                        header.col(|ui| {
+                            ui.label(RichText::new(title).strong());
+                        });
                     }
-                    ui.end_row();
-                    let dark_mode = ui.visuals().dark_mode;
+                })
+                .body(|mut body| {
                     for s in stats {
-                        ui.label(
-                            RichText::new(&s.name).color(format::kind_color(s.kind, dark_mode)),
-                        )
-                        .on_hover_text(format!(
-                            "{} ({})",
-                            s.name,
-                            s.kind.name()
-                        ));
-                        numbers_row(ui, s.entries, s.hits, s.misses, s.evictions, s.bytes);
+                        body.row(20.0, |mut row| {
+                            row.col(|ui| {
+                                ui.add(
+                                    egui::Label::new(
+                                        RichText::new(&s.name)
+                                            .color(format::kind_color(s.kind, dark_mode)),
+                                    )
+                                    .truncate(),
+                                )
+                                .on_hover_text(format!(
+                                    "{} ({})",
+                                    s.name,
+                                    s.kind.name()
+                                ));
+                            });
+                            numbers_row(
+                                &mut row,
+                                s.entries,
+                                s.hits,
+                                s.misses,
+                                s.evictions,
+                                s.bytes,
+                            );
+                        });
                     }
                     let total = stats.iter().fold((0, 0, 0, 0, 0), |t, s| {
                         (
@@ -266,27 +313,36 @@ fn totals_ui(ui: &mut egui::Ui, stats: &[FunctionStats]) {
                             t.4 + s.bytes,
                         )
                     });
-                    ui.label(RichText::new("All").strong());
-                    numbers_row(ui, total.0, total.1, total.2, total.3, total.4);
+                    body.row(20.0, |mut row| {
+                        row.col(|ui| {
+                            ui.label(RichText::new("All").strong());
+                        });
+                        numbers_row(&mut row, total.0, total.1, total.2, total.3, total.4);
+                    });
                 });
         });
 }
 
 fn numbers_row(
-    ui: &mut egui::Ui,
+    row: &mut egui_extras::TableRow<'_, '_>,
     entries: usize,
     hits: u64,
     misses: u64,
     evicted: u64,
     bytes: u64,
 ) {
-    ui.label(entries.to_string());
-    ui.label(hits.to_string());
-    ui.label(misses.to_string());
-    ui.label(format::hit_rate(hits, misses));
-    ui.label(evicted.to_string());
-    ui.label(format::bytes(bytes));
-    ui.end_row();
+    for text in [
+        entries.to_string(),
+        hits.to_string(),
+        misses.to_string(),
+        format::hit_rate(hits, misses),
+        evicted.to_string(),
+        format::bytes(bytes),
+    ] {
+        row.col(|ui| {
+            ui.label(text);
+        });
+    }
 }
 
 /// Does what the user asked, in memory and on disk (like `cache_clear` and friends).
