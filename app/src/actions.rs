@@ -28,6 +28,8 @@ pub enum Action {
     NewSession,
     /// Show another session's tab.
     SelectSession(usize),
+    /// Close a session's tab (never the last one): its session-scoped cache entries go.
+    CloseSession(usize),
     /// Show or hide the cache panel.
     ToggleCachePanel,
     /// Cycle system → light → dark theme.

@@ -135,6 +135,10 @@ pub struct NotebookApp {
     autosave: Option<Autosave>,
     /// The app has told the window to close (the unsaved changes were answered for).
     closing: bool,
+    /// Closed tabs whose sessions wait for their runs to stop before they are closed.
+    closing_tabs: Vec<SessionTab>,
+    /// The runtime was ended (the window closed).
+    shut_down: bool,
 }
 
 impl NotebookApp {
@@ -178,6 +182,8 @@ impl NotebookApp {
             repaint: None,
             autosave: None,
             closing: false,
+            closing_tabs: Vec::new(),
+            shut_down: false,
         }
     }
 
@@ -297,8 +303,47 @@ impl NotebookApp {
         self.apply(Action::Widget((label.to_string(), value)));
     }
 
+    /// Closes, in the runtime, the sessions of closed tabs whose runs have ended: their
+    /// `scope = "session"` entries go and their resources are released.
+    fn close_idle_sessions(&mut self) {
+        let layout = self.layout;
+        self.closing_tabs.retain_mut(|tab| {
+            tab.poll(layout);
+            match tab.take_idle_session() {
+                Some(session) => {
+                    self.runtime.close_session(&session);
+                    false
+                }
+                None => tab.is_running(),
+            }
+        });
+    }
+
+    /// Ends the runtime as the window closes: runs are stopped (given a few seconds to come
+    /// back), every session is closed, background refreshes end and each resource's
+    /// `on_release` fn runs. Called once, from `on_exit` or when the app is dropped.
+    fn shut_down(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.shut_down = true;
+        for tab in &mut self.tabs {
+            tab.stop();
+        }
+        self.closing_tabs.append(&mut self.tabs);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.closing_tabs.is_empty() && std::time::Instant::now() < deadline {
+            self.close_idle_sessions();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.runtime.end_process();
+    }
+
     /// Takes the workers' and dialogs' news into the view.
     pub fn poll(&mut self) {
+        if !self.closing_tabs.is_empty() {
+            self.close_idle_sessions();
+        }
         for index in 0..self.tabs.len() {
             if self.tabs[index].poll(self.layout) {
                 self.refresh_cache_totals();
@@ -712,6 +757,18 @@ impl NotebookApp {
                 self.start_run(None);
             }
             Action::SelectSession(index) if index < self.tabs.len() => self.active = index,
+            Action::CloseSession(index) if index < self.tabs.len() && self.tabs.len() > 1 => {
+                let mut tab = self.tabs.remove(index);
+                tab.stop();
+                // Its session comes back from the worker (if a run holds it) before it is
+                // closed in the runtime; `poll` finishes the job.
+                self.closing_tabs.push(tab);
+                if self.active > index || self.active == self.tabs.len() {
+                    self.active -= 1;
+                }
+                self.close_idle_sessions();
+            }
+            Action::CloseSession(_) => {}
             Action::SelectSession(_) => {}
             Action::ToggleCachePanel => self.show_cache_panel = !self.show_cache_panel,
             Action::CycleTheme => {
@@ -857,5 +914,15 @@ impl NotebookApp {
 impl eframe::App for NotebookApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         NotebookApp::ui(self, ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.shut_down();
+    }
+}
+
+impl Drop for NotebookApp {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }

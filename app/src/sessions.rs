@@ -310,6 +310,14 @@ impl SessionTab {
         finished
     }
 
+    /// The session, once no run holds it (the tab was closed and its run stopped).
+    pub fn take_idle_session(&mut self) -> Option<Session> {
+        if self.run.is_some() {
+            return None;
+        }
+        self.session.take()
+    }
+
     /// Keeps outputs in step with an inserted cell.
     pub fn insert_cell(&mut self, index: usize) {
         self.outputs.insert(index.min(self.outputs.len()), None);

@@ -84,7 +84,9 @@ pub fn toolbar(ui: &mut Ui, model: &ToolbarModel<'_>, actions: &mut Vec<Action>)
             actions.push(Action::AskClearCaches);
         }
         ui.separator();
+        let closable = model.sessions.len() > 1;
         for (i, name) in model.sessions.iter().enumerate() {
+            ui.spacing_mut().item_spacing.x = 0.0;
             if ui
                 .selectable_label(i == model.active, format!("Session {name}"))
                 .on_hover_text(
@@ -95,6 +97,19 @@ pub fn toolbar(ui: &mut Ui, model: &ToolbarModel<'_>, actions: &mut Vec<Action>)
             {
                 actions.push(Action::SelectSession(i));
             }
+            // The last session stays: the notebook always has one.
+            if closable {
+                let close = format!("Close session {name}");
+                if ui
+                    .add(egui::Button::new("×").frame_when_inactive(false))
+                    .on_hover_text(&close)
+                    .accessible_name(&close)
+                    .clicked()
+                {
+                    actions.push(Action::CloseSession(i));
+                }
+            }
+            ui.spacing_mut().item_spacing.x = 6.0;
         }
         if button(ui, "+", "Open a new session, like a second browser tab") {
             actions.push(Action::NewSession);

@@ -977,3 +977,90 @@ fn the_cache_tables_show_every_column_at_1280_and_1920() {
         }
     }
 }
+
+/// The entries of `function` in the app's cache.
+fn entries_of(app: &NotebookApp, function: &str) -> usize {
+    app.runtime()
+        .cache()
+        .entries()
+        .iter()
+        .filter(|e| e.function == function)
+        .count()
+}
+
+#[test]
+fn a_session_tab_closes_with_its_session_scoped_entries_but_the_last_one_stays() {
+    let mut harness = harness_on(
+        "scoped.rhai",
+        "@cache_data(scope = \"session\")\nfn mine() { 1 }\nwrite(`mine ${mine()}`);\n",
+    );
+    assert!(
+        harness.query_by_label("Close session A").is_none(),
+        "the last tab stays"
+    );
+    harness.get_by_label("+").click();
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("+").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().active_session(), "C");
+    assert_eq!(
+        entries_of(harness.state(), "mine"),
+        3,
+        "one entry per session"
+    );
+
+    harness.get_by_label("Close session B").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(
+        entries_of(harness.state(), "mine"),
+        2,
+        "B's entry went with it"
+    );
+    assert!(harness.query_by_label("Session B").is_none());
+    assert_eq!(harness.state().active_session(), "C");
+    harness.get_by_label("Close session C").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().active_session(), "A");
+    assert_eq!(entries_of(harness.state(), "mine"), 1);
+    assert!(harness.query_by_label("Close session A").is_none());
+    harness.get_by_label("mine 1");
+}
+
+#[test]
+fn closing_a_tab_while_it_runs_closes_its_session_once_the_run_stops() {
+    let mut harness = harness_on(
+        "scoped.rhai",
+        "@cache_data(scope = \"session\")\nfn mine() { 1 }\nmine();\nif \"slow\" in state { sleep(60.0); }\nstate.slow = true;\n",
+    );
+    harness.get_by_label("+").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(entries_of(harness.state(), "mine"), 2);
+    // B's second run sleeps a minute; closing B stops it and then closes the session.
+    harness.get_by_label("▶ Rerun").click();
+    harness.step();
+    assert!(harness.state().is_running());
+    harness.get_by_label("Close session B").click();
+    harness.run_ok();
+    step_until(&mut harness, "B's session closed", |app| {
+        entries_of(app, "mine") == 1
+    });
+    assert_eq!(harness.state().active_session(), "A");
+}
+
+#[test]
+fn the_runtime_ends_when_the_window_goes() {
+    let harness = harness_on(
+        "res.rhai",
+        "@cache_resource\nfn res() { [1, 2] }\n@cache_data\nfn data() { 3 }\nres();\ndata();\n",
+    );
+    let runtime = harness.state().runtime().clone();
+    assert!(!runtime.cache().entries().is_empty());
+    drop(harness);
+    // end_process: every entry left memory (and each resource's on_release ran).
+    assert!(runtime.cache().entries().is_empty());
+}
