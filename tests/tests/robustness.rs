@@ -459,3 +459,62 @@ fn an_http_call_to_a_silent_server_stops_at_the_cell_timeout() {
     assert_eq!(cellar_tests::texts(&report).last().unwrap(), "after");
     held.join().unwrap();
 }
+
+/// A notebook in `dir` whose first cell reads a FIFO nobody writes: native code that never
+/// returns.
+fn blocked_read(dir: &std::path::Path) -> cellar_engine::Notebook {
+    let fifo = dir.join("pipe.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    cellar_engine::Notebook::parse(
+        "// %% Read\nlet df = read_csv(\"pipe.csv\");\n// %% After\nwrite(\"after\");\n",
+    )
+}
+
+#[test]
+fn a_read_blocked_in_native_code_ends_at_the_timeout_and_later_cells_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notebook = blocked_read(dir.path());
+    let options = cellar_engine::RunOptions {
+        timeout: Some(Duration::from_secs(1)),
+        notebook_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let report = within_deadline(move || {
+        cellar_engine::Runtime::new().run(&notebook, &mut Session::new("A"), &options, &mut |_| {})
+    });
+    assert!(
+        cell_error(&report, 0).contains("stopped after 1 s"),
+        "{}",
+        cell_error(&report, 0)
+    );
+    assert_eq!(cell_texts(&report, 1), ["after"]);
+}
+
+#[test]
+fn stop_ends_a_read_blocked_in_native_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notebook = blocked_read(dir.path());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = cellar_engine::RunOptions {
+        cancel: cancel.clone(),
+        notebook_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        cancel.store(true, Ordering::Relaxed);
+    });
+    let report = within_deadline(move || {
+        cellar_engine::Runtime::new().run(&notebook, &mut Session::new("A"), &options, &mut |_| {})
+    });
+    stopper.join().expect("stopper");
+    assert!(
+        cell_error(&report, 0).contains("stopped by the user"),
+        "{}",
+        cell_error(&report, 0)
+    );
+}

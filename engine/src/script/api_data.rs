@@ -5,6 +5,7 @@ use rhai::{Array, Dynamic, Engine, INT, Map};
 
 use super::context::{self, notebook_dir};
 use super::convert::display;
+use super::native;
 use super::{ScriptResult, script_error};
 use crate::cells::FileRead;
 use crate::data::{self, Frame, SqliteConnection};
@@ -106,7 +107,8 @@ pub(super) fn register(engine: &mut Engine) {
 
     engine.register_fn("read_csv", |path: &str| {
         note_source(path);
-        data::read_csv(path, notebook_dir().as_deref()).map_err(fail)
+        let (path, dir) = (path.to_string(), notebook_dir());
+        native::run("read_csv", move || data::read_csv(&path, dir.as_deref()))
     });
     engine.register_fn("sql", |query: &str, tables: Map| -> ScriptResult<Frame> {
         let mut frames = Vec::with_capacity(tables.len());
@@ -127,7 +129,8 @@ pub(super) fn register(engine: &mut Engine) {
     });
     engine.register_fn("query", |conn: &mut SqliteConnection, sql: &str| {
         note_database_read(conn);
-        conn.query(sql).map_err(fail)
+        let (conn, sql) = (conn.clone(), sql.to_string());
+        native::run("query", move || conn.query(&sql))
     });
     engine.register_fn("execute", |conn: &mut SqliteConnection, sql: &str| {
         conn.execute(sql).map(|n| n as INT).map_err(fail)
@@ -166,7 +169,8 @@ fn run_sql(query: &str, frames: &[(String, Frame)]) -> ScriptResult<Frame> {
     if let Some(reason) = data::inspect_sql(query, &names).outside {
         context::note_uncacheable(&reason);
     }
-    data::sql(query, frames, notebook_dir().as_deref()).map_err(fail)
+    let (query, frames, dir) = (query.to_string(), frames.to_vec(), notebook_dir());
+    native::run("sql", move || data::sql(&query, &frames, dir.as_deref()))
 }
 
 /// A database can change under a connection at any time (another connection, another

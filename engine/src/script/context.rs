@@ -284,6 +284,12 @@ pub(crate) fn stop_reason() -> Option<String> {
     })
 }
 
+/// Whether something can stop the code running on this thread (a cell's Stop flag or
+/// deadline): only then is native work worth moving to a thread of its own.
+pub(crate) fn can_stop() -> bool {
+    STOP.with(|s| s.borrow().is_some())
+}
+
 /// How long the running cell may still run before `--timeout` stops it (`None`: no limit).
 pub(crate) fn time_left() -> Option<Duration> {
     STOP.with(|s| {

@@ -10,6 +10,7 @@ mod api_widgets;
 pub(crate) mod context;
 pub(crate) mod convert;
 pub mod effects;
+mod native;
 
 pub(crate) use convert::display;
 
