@@ -253,11 +253,46 @@ enum DiskValue {
     Str(String),
     Char(char),
     Blob(Vec<u8>),
-    Array(Vec<DiskValue>),
-    Map(Vec<(String, DiskValue)>),
+    Array(Vec<Nested>),
+    Map(Vec<(String, Nested)>),
     Frame(u32),
-    Tagged(i32, Box<DiskValue>),
+    Tagged(i32, Box<Nested>),
 }
+
+/// How deep values may nest in an entry. Decoding, converting and dropping a value recurse
+/// once per level, so a deeper one (only a damaged or forged entry: a file, or the shared
+/// store's bytes) is rejected before it can overflow the stack.
+const MAX_NESTING: usize = 256;
+
+thread_local! {
+    static DECODE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A value inside an array, a map or a tag: encoded exactly as the value itself, decoded one
+/// level deeper, within [`MAX_NESTING`].
+#[derive(Encode)]
+struct Nested(DiskValue);
+
+impl<Context> Decode<Context> for Nested {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let depth = DECODE_DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get()
+        });
+        let decoded = if depth > MAX_NESTING {
+            Err(bincode::error::DecodeError::Other(
+                "values nested deeper than 256 levels",
+            ))
+        } else {
+            DiskValue::decode(decoder).map(Nested)
+        };
+        DECODE_DEPTH.with(|d| d.set(d.get() - 1));
+        decoded
+    }
+}
+bincode::impl_borrow_decode!(Nested);
 
 #[derive(Encode, Decode)]
 struct DiskElement {
@@ -564,7 +599,7 @@ fn describe_disk_value(value: &DiskValue) -> String {
         DiskValue::Map(entries) => format!("a map of {}", entries.len()),
         DiskValue::Str(s) => format!("a string of {} bytes", s.len()),
         DiskValue::Blob(b) => format!("a blob of {} bytes", b.len()),
-        DiskValue::Tagged(_, inner) => describe_disk_value(inner),
+        DiskValue::Tagged(_, inner) => describe_disk_value(&inner.0),
         DiskValue::Int(_) | DiskValue::Float(_) => "a number".to_string(),
         DiskValue::Bool(_) | DiskValue::Char(_) | DiskValue::Unit => "a value".to_string(),
     }
@@ -655,18 +690,18 @@ fn to_disk_value(value: &CachedValue, frames: &mut FrameSink) -> std::io::Result
         CachedValue::Array(items) => DiskValue::Array(
             items
                 .iter()
-                .map(|v| to_disk_value(v, frames))
+                .map(|v| to_disk_value(v, frames).map(Nested))
                 .collect::<std::io::Result<_>>()?,
         ),
         CachedValue::Map(entries) => DiskValue::Map(
             entries
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), to_disk_value(v, frames)?)))
+                .map(|(k, v)| Ok((k.clone(), Nested(to_disk_value(v, frames)?))))
                 .collect::<std::io::Result<_>>()?,
         ),
         CachedValue::Frame(frame) => DiskValue::Frame(frames.push(frame)?),
         CachedValue::Tagged(tag, inner) => {
-            DiskValue::Tagged(*tag, Box::new(to_disk_value(inner, frames)?))
+            DiskValue::Tagged(*tag, Box::new(Nested(to_disk_value(inner, frames)?)))
         }
     })
 }
@@ -683,18 +718,18 @@ fn from_disk_value(value: DiskValue, frames: &[Frame]) -> Result<CachedValue, St
         DiskValue::Array(items) => CachedValue::Array(
             items
                 .into_iter()
-                .map(|v| from_disk_value(v, frames))
+                .map(|v| from_disk_value(v.0, frames))
                 .collect::<Result<_, _>>()?,
         ),
         DiskValue::Map(entries) => CachedValue::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| Ok((k, from_disk_value(v, frames)?)))
+                .map(|(k, v)| Ok((k, from_disk_value(v.0, frames)?)))
                 .collect::<Result<_, String>>()?,
         ),
         DiskValue::Frame(i) => CachedValue::Frame(frame_at(frames, i)?),
         DiskValue::Tagged(tag, inner) => {
-            CachedValue::Tagged(tag, Box::new(from_disk_value(*inner, frames)?))
+            CachedValue::Tagged(tag, Box::new(from_disk_value(inner.0, frames)?))
         }
     })
 }
@@ -1422,5 +1457,36 @@ mod tests {
         assert_eq!(read(&path).unwrap().value, CachedValue::Int(2));
         // No temporary is left behind.
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    }
+
+    /// An entry (a forged file, or bytes from the shared store) whose value nests far deeper
+    /// than any notebook makes: rejected while decoding, before anything recurses that deep.
+    #[test]
+    fn values_nested_too_deep_are_rejected_not_a_stack_overflow() {
+        let mut meta = vec![0u8, 0u8]; // no fn name, created at 0
+        for _ in 0..100_000 {
+            meta.extend_from_slice(&[7, 1]); // an array of one item...
+        }
+        meta.push(0); // ... and, at the bottom, ().
+        meta.extend_from_slice(&[0, 0, 0]); // no elements, frames or files
+        let mut checked = (meta.len() as u64).to_le_bytes().to_vec();
+        checked.extend_from_slice(&meta);
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&ENDIAN_MARK.to_ne_bytes());
+        bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&checked).to_le_bytes());
+        bytes.extend_from_slice(&checked);
+        match decode(&bytes) {
+            Err(ReadError::Corrupt(why)) => assert!(why.contains("nested deeper"), "{why}"),
+            other => panic!("expected a corrupt entry, got {other:?}"),
+        }
+        // Nesting a notebook makes still round-trips.
+        let mut value = CachedValue::Int(1);
+        for _ in 0..200 {
+            value = CachedValue::Array(vec![value]);
+        }
+        let encoded = encode("deep", Duration::ZERO, &value, &[], &[]).unwrap();
+        assert_eq!(decode(&encoded.to_bytes()).unwrap().value, value);
     }
 }
