@@ -12,7 +12,7 @@ use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 use crate::actions::Action;
 use crate::autosave::{self, Autosave};
 use crate::cache_panel::CachePanel;
-use crate::dialogs::{DialogPurpose, FileDialogs, NativeDialogs, PendingDialog};
+use crate::dialogs::{DialogAnswer, DialogPurpose, FileDialogs, NativeDialogs, PendingDialog};
 use crate::notebook_view::NotebookView;
 use crate::recent::RecentFiles;
 use crate::sessions::{RunRequest, SessionTab};
@@ -83,6 +83,18 @@ enum Confirm {
     Recover(String),
 }
 
+/// The path field shown instead of a file dialog that could not open.
+#[derive(Clone, Debug)]
+struct PathPrompt {
+    purpose: DialogPurpose,
+    /// The path typed so far.
+    text: String,
+    /// Why the file dialog could not open.
+    why: String,
+    /// What went wrong with the last path tried.
+    error: Option<String>,
+}
+
 /// What the user answered to a [`Confirm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
@@ -117,6 +129,8 @@ pub struct NotebookApp {
     view: NotebookView,
     dialogs: Arc<dyn FileDialogs>,
     pending_dialog: Option<PendingDialog>,
+    /// A path field in place of a file dialog that could not open.
+    path_prompt: Option<PathPrompt>,
     recent: RecentFiles,
     confirm: Option<Confirm>,
     show_cache_panel: bool,
@@ -167,6 +181,7 @@ impl NotebookApp {
             view: NotebookView::default(),
             dialogs: Arc::new(NativeDialogs),
             pending_dialog: None,
+            path_prompt: None,
             recent: RecentFiles::in_memory(),
             confirm: None,
             show_cache_panel: false,
@@ -203,6 +218,12 @@ impl NotebookApp {
         {
             self.confirm = Some(Confirm::Recover(text));
         }
+    }
+
+    /// Keeps the recent-files list in `recent` (the window uses the one in the config folder).
+    pub fn with_recent(mut self, recent: RecentFiles) -> Self {
+        self.recent = recent;
+        self
     }
 
     /// Uses `dialogs` for Open and Save as (tests pass a fake).
@@ -359,11 +380,32 @@ impl NotebookApp {
                 .expect("an answer came from a pending dialog")
                 .purpose;
             match (purpose, answer) {
-                (DialogPurpose::Open, Some(path)) => self.apply(Action::OpenPath(path)),
-                (DialogPurpose::SaveAs, Some(path)) => {
+                (DialogPurpose::Open, DialogAnswer::Picked(path)) => {
+                    self.apply(Action::OpenPath(path))
+                }
+                (DialogPurpose::SaveAs, DialogAnswer::Picked(path)) => {
                     self.save_to(path);
                 }
-                (_, None) => {}
+                (_, DialogAnswer::Cancelled) => {}
+                (purpose, DialogAnswer::Unavailable(why)) => {
+                    // Say so, and ask for the path in the window instead.
+                    let text = match purpose {
+                        DialogPurpose::Open => self
+                            .path
+                            .parent()
+                            .filter(|d| !d.as_os_str().is_empty())
+                            .map(|d| format!("{}/", d.display()))
+                            .unwrap_or_default(),
+                        DialogPurpose::SaveAs => self.path.display().to_string(),
+                    };
+                    self.message = Some((format!("No file dialog: {why}"), true));
+                    self.path_prompt = Some(PathPrompt {
+                        purpose,
+                        text,
+                        why,
+                        error: None,
+                    });
+                }
             }
         }
     }
@@ -416,7 +458,7 @@ impl NotebookApp {
                     active: self.active,
                     cache_panel: self.show_cache_panel,
                     theme: self.theme,
-                    recent: self.recent.paths(),
+                    recent: &self.recent,
                 };
                 toolbar::toolbar(ui, &model, &mut actions);
             });
@@ -465,6 +507,7 @@ impl NotebookApp {
         }
         self.cache_panel_rect = panel_rect;
         self.confirm_dialog(&ctx, &mut actions);
+        self.path_prompt_dialog(&ctx);
 
         for action in actions {
             self.apply(action);
@@ -556,7 +599,7 @@ impl NotebookApp {
             if i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::O)) {
                 actions.push(Action::Open);
             }
-            if !typing && self.confirm.is_none() {
+            if !typing && self.confirm.is_none() && self.path_prompt.is_none() {
                 if i.consume_key(Modifiers::NONE, Key::R) {
                     actions.push(Action::Run);
                 }
@@ -663,6 +706,83 @@ impl NotebookApp {
             }
             (Confirm::Recover(text), Answer::Yes) => self.recover(&text),
             (Confirm::Recover(_), _) => autosave::remove(&self.path),
+        }
+    }
+
+    /// The path field that stands in for a file dialog that could not open.
+    fn path_prompt_dialog(&mut self, ctx: &egui::Context) {
+        let Some(prompt) = &mut self.path_prompt else {
+            return;
+        };
+        let (title, go) = match prompt.purpose {
+            DialogPurpose::Open => ("Open a notebook", "Open"),
+            DialogPurpose::SaveAs => ("Save the notebook as", "Save"),
+        };
+        let mut submit = false;
+        let mut cancel = false;
+        let modal = egui::Modal::new(egui::Id::unique("cellar_path_prompt")).show(ctx, |ui| {
+            ui.set_max_width(460.0);
+            ui.label(RichText::new(title).strong().size(16.0));
+            ui.add_space(4.0);
+            ui.label(format!(
+                "No file dialog can open here: {}. Type the notebook's path instead.",
+                prompt.why
+            ));
+            ui.add_space(6.0);
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut prompt.text)
+                        .desired_width(f32::INFINITY)
+                        .hint_text("path/to/notebook.rhai"),
+                )
+                .accessible_name("Notebook path");
+            if !field.has_focus() && !field.lost_focus() {
+                field.request_focus();
+            }
+            if field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
+                submit = true;
+            }
+            if let Some(error) = &prompt.error {
+                ui.label(RichText::new(error).color(ui.visuals().error_fg_color));
+            }
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                if ui.button(go).clicked() {
+                    submit = true;
+                }
+                if ui.button("Cancel").clicked() {
+                    cancel = true;
+                }
+            });
+        });
+        if cancel || (modal.should_close() && !submit) {
+            self.path_prompt = None;
+            return;
+        }
+        if !submit {
+            return;
+        }
+        let path = PathBuf::from(prompt.text.trim());
+        match prompt.purpose {
+            DialogPurpose::Open if path.is_file() => {
+                self.path_prompt = None;
+                self.apply(Action::OpenPath(path));
+            }
+            DialogPurpose::Open => {
+                prompt.error = Some(format!("There is no file at {}.", path.display()));
+            }
+            DialogPurpose::SaveAs if path.as_os_str().is_empty() || path.is_dir() => {
+                prompt.error = Some("Type a file name, e.g. notebook.rhai.".into());
+            }
+            DialogPurpose::SaveAs => {
+                if self.save_to(path) {
+                    self.path_prompt = None;
+                } else if let (Some(prompt), Some((message, _))) =
+                    (&mut self.path_prompt, &self.message)
+                {
+                    prompt.error = Some(message.clone());
+                }
+            }
         }
     }
 

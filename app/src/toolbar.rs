@@ -1,12 +1,11 @@
 //! The toolbar at the top (file, run, caches, sessions, panels, theme) and the status bar at
 //! the bottom (last run, cells hit and ran, cache size).
 
-use std::path::PathBuf;
-
 use egui::{Align, Layout, RichText, Ui};
 
 use crate::actions::Action;
 use crate::notebook_view::format_duration;
+use crate::recent::RecentFiles;
 use crate::sessions::RunSummary;
 use crate::theme::ThemeChoice;
 
@@ -27,7 +26,7 @@ pub struct ToolbarModel<'a> {
     /// The theme choice.
     pub theme: ThemeChoice,
     /// Recent notebooks, newest first.
-    pub recent: &'a [PathBuf],
+    pub recent: &'a RecentFiles,
 }
 
 /// Draws the toolbar; clicks become actions.
@@ -41,14 +40,10 @@ pub fn toolbar(ui: &mut Ui, model: &ToolbarModel<'_>, actions: &mut Vec<Action>)
             actions.push(Action::Open);
         }
         ui.menu_button("Recent ⏷", |ui| {
-            if model.recent.is_empty() {
+            if model.recent.paths().is_empty() {
                 ui.label(RichText::new("No recent notebooks").weak());
             }
-            for path in model.recent {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+            for (path, name) in model.recent.paths().iter().zip(model.recent.names()) {
                 if ui
                     .button(name)
                     .on_hover_text(path.display().to_string())

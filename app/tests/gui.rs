@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cellar::app::NotebookApp;
-use cellar::dialogs::FileDialogs;
+use cellar::dialogs::{DialogAnswer, FileDialogs};
 use cellar_engine::{CellStatus, Notebook};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -45,12 +45,29 @@ struct FakeDialogs {
 }
 
 impl FileDialogs for FakeDialogs {
-    fn pick_open(&self) -> Option<PathBuf> {
-        self.open.clone()
+    fn pick_open(&self) -> DialogAnswer {
+        self.open
+            .clone()
+            .map_or(DialogAnswer::Cancelled, DialogAnswer::Picked)
     }
 
-    fn pick_save(&self, _suggested: &Path) -> Option<PathBuf> {
-        self.save.clone()
+    fn pick_save(&self, _suggested: &Path) -> DialogAnswer {
+        self.save
+            .clone()
+            .map_or(DialogAnswer::Cancelled, DialogAnswer::Picked)
+    }
+}
+
+/// A machine with no file dialog service (no desktop portal, no zenity).
+struct NoDialogs;
+
+impl FileDialogs for NoDialogs {
+    fn pick_open(&self) -> DialogAnswer {
+        DialogAnswer::Unavailable("no file dialog service is running".into())
+    }
+
+    fn pick_save(&self, _suggested: &Path) -> DialogAnswer {
+        DialogAnswer::Unavailable("no file dialog service is running".into())
     }
 }
 
@@ -1063,4 +1080,106 @@ fn the_runtime_ends_when_the_window_goes() {
     drop(harness);
     // end_process: every entry left memory (and each resource's on_release ran).
     assert!(runtime.cache().entries().is_empty());
+}
+
+#[test]
+fn without_a_file_dialog_open_says_so_and_takes_a_typed_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.rhai");
+    std::fs::write(&other, "write(\"typed my way here\");\n").unwrap();
+    let app = NotebookApp::new(
+        dir.path().join("first.rhai"),
+        Notebook::parse("write(1);\n"),
+    )
+    .with_dialogs(Arc::new(NoDialogs));
+    let mut harness = harness(app);
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness.get_by_label("📂 Open").click();
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label_contains("No file dialog can open here");
+    // A path that is not there is said so, and the field stays.
+    harness
+        .get_by_label("Notebook path")
+        .set_text_value_accesskit(&dir.path().join("nope.rhai").display().to_string());
+    harness.run_ok();
+    harness.get_by_role_and_label(Role::Button, "Open").click();
+    harness.run_ok();
+    harness.get_by_label_contains("There is no file at");
+    assert_eq!(harness.state().path(), dir.path().join("first.rhai"));
+    harness
+        .get_by_label("Notebook path")
+        .set_text_value_accesskit(&other.display().to_string());
+    harness.run_ok();
+    harness.get_by_role_and_label(Role::Button, "Open").click();
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(harness.state().path(), other);
+    harness.get_by_label("typed my way here");
+    assert!(harness.query_by_label("Notebook path").is_none());
+}
+
+#[test]
+fn without_a_file_dialog_save_as_takes_a_typed_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("saved.rhai");
+    let app = NotebookApp::new(
+        dir.path().join("first.rhai"),
+        Notebook::parse("write(1);\n"),
+    )
+    .with_dialogs(Arc::new(NoDialogs));
+    let mut harness = harness(app);
+    harness.run_ok();
+    harness.get_by_label("Save as…").click();
+    harness.run_ok();
+    settle(&mut harness);
+    harness
+        .get_by_label("Notebook path")
+        .set_text_value_accesskit(&target.display().to_string());
+    harness.run_ok();
+    harness.get_by_role_and_label(Role::Button, "Save").click();
+    harness.run_ok();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "write(1);\n");
+    assert_eq!(harness.state().path(), target);
+}
+
+#[test]
+fn recent_lists_a_notebook_once_however_its_path_was_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let nb = dir.path().join("nb.rhai");
+    std::fs::write(&nb, "write(1);\n").unwrap();
+    let store = dir.path().join("recent.txt");
+    // Written by an older Cellar, or by hand: one file, three spellings.
+    std::fs::write(
+        &store,
+        format!(
+            "{}\n{}/./nb.rhai\n{}/sub/../nb.rhai\n",
+            nb.display(),
+            dir.path().display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let app = NotebookApp::open(&nb)
+        .unwrap()
+        .with_recent(cellar::recent::RecentFiles::at(&store));
+    let mut harness = harness(app);
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    // Opened again by yet another spelling.
+    harness.state_mut().apply(cellar::actions::Action::OpenPath(
+        dir.path().join("sub/../nb.rhai"),
+    ));
+    settle(&mut harness);
+    harness.get_by_label("Recent ⏷").click();
+    harness.run_ok();
+    // The menu's entries (the toolbar also names the open notebook, as a label).
+    assert_eq!(
+        harness
+            .query_all_by_role_and_label(Role::Button, "nb.rhai")
+            .count(),
+        1
+    );
 }
