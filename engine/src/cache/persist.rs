@@ -529,8 +529,10 @@ pub fn decode(bytes: &[u8]) -> Result<PersistedEntry, ReadError> {
         }
         let (file, tail) = rest.split_at(len);
         rest = tail;
-        frames
-            .push(frame_from_ipc(file).map_err(|e| ReadError::Corrupt(format!("frame {i}: {e}")))?);
+        frames.push(
+            frame_from_ipc_guarded(file)
+                .map_err(|e| ReadError::Corrupt(format!("frame {i}: {e}")))?,
+        );
     }
     if !rest.is_empty() {
         return Err(corrupt("trailing bytes"));
@@ -827,6 +829,13 @@ fn frame_to_ipc(df: &DataFrame) -> PolarsResult<Vec<u8>> {
 }
 
 /// A frame back from its IPC file: every column with the very dtype it was written with.
+/// [`frame_from_ipc`], with a panic in the Arrow reader (bytes it did not expect: a damaged
+/// or forged entry) reported as a damaged entry, which the caller drops and recomputes.
+fn frame_from_ipc_guarded(bytes: &[u8]) -> Result<Frame, String> {
+    std::panic::catch_unwind(|| frame_from_ipc(bytes))
+        .unwrap_or_else(|_| Err("the Arrow reader could not make sense of it".to_string()))
+}
+
 fn frame_from_ipc(bytes: &[u8]) -> Result<Frame, String> {
     let mut cursor = Cursor::new(bytes);
     let metadata = ipc_read::read_file_metadata(&mut cursor).map_err(|e| e.to_string())?;
@@ -1488,5 +1497,28 @@ mod tests {
         }
         let encoded = encode("deep", Duration::ZERO, &value, &[], &[]).unwrap();
         assert_eq!(decode(&encoded.to_bytes()).unwrap().value, value);
+    }
+
+    /// Bytes that pass the checksum (a forged entry: whoever wrote it computed it) but whose
+    /// Arrow data is garbled: every one decodes to a value or to a damaged entry, never to a
+    /// panic that would fail the cell.
+    #[test]
+    fn garbled_arrow_data_with_a_valid_checksum_never_panics() {
+        let value = CachedValue::Frame(sample_frame());
+        let good = encode("f", Duration::ZERO, &value, &[], &[])
+            .unwrap()
+            .to_bytes();
+        let meta_len = u64::from_le_bytes(good[24..32].try_into().unwrap()) as usize;
+        let frames_at = HEADER_LEN + meta_len;
+        for at in frames_at..good.len() {
+            for flip in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff] {
+                let mut bytes = good.clone();
+                bytes[at] ^= flip;
+                let sum = xxhash_rust::xxh3::xxh3_64(&bytes[CHECKED_FROM..]);
+                bytes[16..24].copy_from_slice(&sum.to_le_bytes());
+                let outcome = std::panic::catch_unwind(|| decode(&bytes).map(|_| ()));
+                assert!(outcome.is_ok(), "byte {at} ^ {flip:#x} panicked");
+            }
+        }
     }
 }
