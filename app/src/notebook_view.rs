@@ -173,7 +173,7 @@ impl NotebookView {
                 });
             } else if let Some(view) = view {
                 if view.source == cell.source {
-                    status_chip(ui, &view.report);
+                    status_chip(ui, view);
                 } else {
                     edited_chip(ui);
                 }
@@ -279,44 +279,58 @@ fn icon_button(ui: &mut Ui, icon: &str, name: &str) -> egui::Response {
         .accessible_name(name)
 }
 
-/// The chip of a cell edited since it last ran: its outputs (and any "cache hit") belong to
-/// the old code until it runs again (as marimo marks stale cells).
-fn edited_chip(ui: &mut Ui) {
-    let fg = ui.visuals().weak_text_color();
-    let chip = egui::Frame::new()
-        .fill(ui.visuals().faint_bg_color)
-        .corner_radius(9.0)
-        .inner_margin(egui::Margin::symmetric(8, 1))
-        .show(ui, |ui| {
-            ui.label(RichText::new("edited").small().color(fg));
-        });
-    chip.response
-        .on_hover_text("Edited since it last ran: the outputs below are from the old code. Shift+Enter runs the notebook.");
-}
-
-/// The coloured chip that says how the cell went; the tooltip says why.
-fn status_chip(ui: &mut Ui, report: &CellReport) {
-    let (bg, fg) = theme::status_colors(&report.status, ui.visuals().dark_mode);
-    let chip = egui::Frame::new()
+/// A rounded chip with `text`, readable in both themes.
+fn chip(ui: &mut Ui, text: &str, bg: egui::Color32, fg: egui::Color32) -> egui::Response {
+    egui::Frame::new()
         .fill(bg)
         .corner_radius(9.0)
         .inner_margin(egui::Margin::symmetric(8, 1))
         .show(ui, |ui| {
-            ui.label(RichText::new(report.status.chip()).small().color(fg));
-        });
-    chip.response.on_hover_ui(|ui| {
-        ui.label(RichText::new(report.status.to_string()).strong());
+            ui.label(RichText::new(text).size(theme::CHIP_TEXT_SIZE).color(fg));
+        })
+        .response
+}
+
+/// The chip of a cell edited since it last ran: its outputs (and any "cache hit") belong to
+/// the old code until it runs again (as marimo marks stale cells).
+fn edited_chip(ui: &mut Ui) {
+    let (bg, fg) =
+        theme::status_colors(&cellar_engine::CellStatus::Skipped, ui.visuals().dark_mode);
+    chip(ui, "edited", bg, fg).on_hover_text(
+        "Edited since it last ran: the outputs below are from the old code. Shift+Enter runs \
+         the notebook.",
+    );
+}
+
+/// The coloured chip that says how the cell went; the tooltip says why. A cell the user's
+/// Stop cut short says "stopped", in grey: nothing failed.
+fn status_chip(ui: &mut Ui, view: &CellView) {
+    let report = &view.report;
+    let dark = ui.visuals().dark_mode;
+    if view.stopped {
+        let (bg, fg) = theme::status_colors(&cellar_engine::CellStatus::Skipped, dark);
+        chip(ui, "stopped", bg, fg).on_hover_text(
+            "Stopped by the user (⏹ Stop) before it finished; the cells after it did not run.",
+        );
+        return;
+    }
+    let (bg, fg) = theme::status_colors(&report.status, dark);
+    chip(ui, report.status.chip(), bg, fg).on_hover_ui(|ui| {
+        // The engine's reasons use symbols ("5 → 7") the default fonts may lack.
+        let body = |ui: &Ui, text: &str| theme::drawable(ui, egui::TextStyle::Body, text);
+        ui.label(RichText::new(body(ui, &report.status.to_string())).strong());
         if let Some(reason) = report.status.reason() {
-            ui.label(reason);
+            ui.label(body(ui, reason));
         }
         if let Some(error) = &report.error {
-            ui.label(error.to_string());
+            ui.label(body(ui, &error.to_string()));
         }
         if !report.cache_calls.is_empty() {
             ui.separator();
             ui.label(RichText::new("Cached calls").weak());
             for call in &report.cache_calls {
-                ui.label(RichText::new(call.to_string()).monospace());
+                let text = theme::drawable(ui, egui::TextStyle::Monospace, &call.to_string());
+                ui.label(RichText::new(text).monospace());
             }
         }
     });
@@ -330,7 +344,8 @@ fn cache_calls_line(ui: &mut Ui, report: &CellReport) {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("  ·  ");
-    ui.add(egui::Label::new(RichText::new(format!("⚡ {text}")).small().weak()).truncate());
+    let text = theme::drawable(ui, egui::TextStyle::Small, &format!("⚡ {text}"));
+    ui.add(egui::Label::new(RichText::new(text).small().weak()).truncate());
 }
 
 /// What the computing cell's spinner says before a cached function in it reports its own:

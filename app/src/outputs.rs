@@ -345,6 +345,11 @@ fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
     // Row count and columns first: with a million rows the table only shows a window of them.
     ui.add(egui::Label::new(RichText::new(frame.summary()).small().weak()).wrap());
     let row_height = 20.0;
+    // The row numbers' column fits the largest one (a million rows: seven digits), on one line.
+    let digits = frame.height().saturating_sub(1).max(1).to_string().len();
+    let mono = egui::TextStyle::Monospace.resolve(ui.style());
+    let digit = ui.fonts_mut(|f| f.glyph_width(&mono, '0'));
+    let index_width = (digits as f32 * digit + 8.0).max(24.0).ceil();
     egui::Frame::new()
         .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
         .corner_radius(5.0)
@@ -356,7 +361,7 @@ fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
                     .resizable(true)
                     .auto_shrink([false, true])
                     .max_scroll_height(TABLE_MAX_HEIGHT)
-                    .column(Column::auto().at_least(36.0));
+                    .column(Column::exact(index_width));
                 let table = schema
                     .iter()
                     .enumerate()
@@ -390,7 +395,8 @@ fn show_table(ui: &mut Ui, salt: (usize, usize), frame: &Frame) {
                         body.rows(row_height, frame.height(), |mut row| {
                             let index = row.index();
                             row.col(|ui| {
-                                ui.label(RichText::new(index.to_string()).weak().monospace());
+                                let number = RichText::new(index.to_string()).weak().monospace();
+                                ui.add(egui::Label::new(number).extend());
                             });
                             for column in 0..schema.len() {
                                 row.col(|ui| {

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cellar_engine::{CellReport, CellStatus, Notebook, RunOptions, Runtime, Session, WidgetValue};
+use cellar_engine::{
+    CellReport, CellStatus, ElementKind, Notebook, Payload, RunOptions, Runtime, Session,
+    WidgetValue,
+};
 
 use crate::outputs::WidgetChange;
 use crate::worker::{RunMessage, RunningJob};
@@ -21,7 +24,12 @@ pub struct CellView {
     pub error_line: Option<usize>,
     /// The cell's code when it ran: edited since, its outputs are stale until it runs again.
     pub source: String,
+    /// The user stopped the run while this cell computed: it did not fail, it was cut short.
+    pub stopped: bool,
 }
+
+/// The message the engine gives a cell stopped by the cancel flag.
+const STOPPED_BY_THE_USER: &str = "stopped by the user";
 
 /// Totals of the last finished run, for the status bar.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +42,8 @@ pub struct RunSummary {
     pub ran: usize,
     /// Cells that failed.
     pub failed: usize,
+    /// The user stopped the run before it reached the end.
+    pub stopped: bool,
 }
 
 /// A run in flight, with what is needed to file its reports.
@@ -43,6 +53,8 @@ struct ActiveRun {
     /// A widget changed while it ran: it was told to stop so a run with the new value can
     /// start. Its remaining reports are stale and are dropped.
     superseded: bool,
+    /// The user pressed Stop.
+    stopped: bool,
     job: RunningJob,
     started: Instant,
     /// Each cell's first file line when the run started, to place errors in the editor.
@@ -105,6 +117,33 @@ pub struct RunRequest<'a> {
     pub layout: u64,
     /// Asks the UI to repaint when the worker has news.
     pub repaint: Option<egui::Context>,
+}
+
+/// Whether the cell's error is the engine's answer to Stop.
+fn stopped_by_user(report: &CellReport) -> bool {
+    report
+        .error
+        .as_ref()
+        .is_some_and(|e| e.message.contains(STOPPED_BY_THE_USER))
+}
+
+/// A report of a cell the user's Stop cut short is not a failure: its "stopped by the user"
+/// error becomes a note, so it is drawn as such rather than as a red error. Returns whether
+/// the cell was stopped.
+fn was_stopped(report: &mut CellReport) -> bool {
+    if report.status != CellStatus::Failed || !stopped_by_user(report) {
+        return false;
+    }
+    for element in &mut report.elements {
+        if element.kind == ElementKind::Error && element.text.contains(STOPPED_BY_THE_USER) {
+            element.kind = ElementKind::Info;
+            element.text = "Stopped by the user before it finished (⏹ Stop); the cells after it \
+                            did not run."
+                .to_string();
+            element.payload = Payload::None;
+        }
+    }
+    true
 }
 
 impl SessionTab {
@@ -187,6 +226,7 @@ impl SessionTab {
         self.run = Some(ActiveRun {
             id,
             superseded: false,
+            stopped: false,
             job,
             started: Instant::now(),
             first_lines,
@@ -243,8 +283,9 @@ impl SessionTab {
 
     /// Asks the run in flight to stop.
     pub fn stop(&mut self) {
-        if let Some(run) = &self.run {
+        if let Some(run) = &mut self.run {
             run.job.stop();
+            run.stopped = true;
         }
         // A stop also drops any queued rerun: the user wants the notebook to hold still.
         // Widget values not run yet stay queued (and on screen) for the next run.
@@ -273,11 +314,15 @@ impl SessionTab {
                         line.checked_sub(first)
                     });
                     let source = run.sources.get(index).cloned().unwrap_or_default();
+                    let mut report = report;
+                    let stopped = run.stopped && was_stopped(&mut report);
+                    let error_line = if stopped { None } else { error_line };
                     if let Some(slot) = self.outputs.get_mut(index) {
                         *slot = Some(CellView {
                             report,
                             error_line,
                             source,
+                            stopped,
                         });
                     }
                 }
@@ -299,7 +344,12 @@ impl SessionTab {
                         ran: count(|s| {
                             matches!(s, CellStatus::Ran { .. } | CellStatus::NotCached { .. })
                         }),
-                        failed: count(|s| matches!(s, CellStatus::Failed)),
+                        failed: report
+                            .cells
+                            .iter()
+                            .filter(|c| c.status == CellStatus::Failed && !stopped_by_user(c))
+                            .count(),
+                        stopped: run.stopped,
                     });
                 }
             }

@@ -97,15 +97,19 @@ pub fn card_stroke(dark: bool) -> Color32 {
     }
 }
 
+/// The size of a status chip's text: readable at a glance, a little under the body text.
+pub const CHIP_TEXT_SIZE: f32 = 12.0;
+
 /// Chip colours (background, text) for a cell status: hit green, ran blue, not cached amber,
-/// error red, skipped grey.
+/// error red, skipped (and stopped) grey. The light theme's text is dark enough for a 7:1
+/// contrast on its background, so the small text never reads as faint.
 pub fn status_colors(status: &CellStatus, dark: bool) -> (Color32, Color32) {
     let (bg, fg) = match status {
-        CellStatus::Hit => ((0xdc, 0xf5, 0xe3), (0x16, 0x6b, 0x34)),
-        CellStatus::Ran { .. } => ((0xdb, 0xea, 0xfe), (0x1e, 0x4f, 0xa8)),
-        CellStatus::NotCached { .. } => ((0xfe, 0xf0, 0xc7), (0x8a, 0x55, 0x00)),
-        CellStatus::Failed => ((0xfd, 0xe0, 0xe0), (0xa3, 0x1a, 0x1a)),
-        CellStatus::Skipped => ((0xe8, 0xea, 0xed), (0x55, 0x5b, 0x66)),
+        CellStatus::Hit => ((0xdc, 0xf5, 0xe3), (0x0d, 0x4d, 0x24)),
+        CellStatus::Ran { .. } => ((0xdb, 0xea, 0xfe), (0x17, 0x3c, 0x82)),
+        CellStatus::NotCached { .. } => ((0xfe, 0xf0, 0xc7), (0x5c, 0x38, 0x00)),
+        CellStatus::Failed => ((0xfd, 0xe0, 0xe0), (0x82, 0x12, 0x12)),
+        CellStatus::Skipped => ((0xe8, 0xea, 0xed), (0x36, 0x3b, 0x44)),
     };
     let bg = Color32::from_rgb(bg.0, bg.1, bg.2);
     let fg = Color32::from_rgb(fg.0, fg.1, fg.2);
@@ -115,6 +119,59 @@ pub fn status_colors(status: &CellStatus, dark: bool) -> (Color32, Color32) {
     } else {
         (bg, fg)
     }
+}
+
+/// `text` as the font of `style` can draw it: a character the font lacks (the default fonts
+/// have no `→`, which the engine's reasons use: "widget `Rows` 5 → 7") becomes an ASCII
+/// stand-in instead of an empty box.
+pub fn drawable(ui: &egui::Ui, style: egui::TextStyle, text: &str) -> String {
+    let font = style.resolve(ui.style());
+    ui.ctx().fonts_mut(|fonts| {
+        if fonts.has_glyphs(&font, text) {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match ascii_stand_in(c) {
+                Some(ascii) if !fonts.has_glyph(&font, c) => out.push_str(ascii),
+                _ => out.push(c),
+            }
+        }
+        out
+    })
+}
+
+/// An ASCII spelling of a symbol some fonts lack.
+fn ascii_stand_in(c: char) -> Option<&'static str> {
+    Some(match c {
+        '→' => "->",
+        '←' => "<-",
+        '⇒' => "=>",
+        '≤' => "<=",
+        '≥' => ">=",
+        '≠' => "!=",
+        '…' => "...",
+        '–' | '—' => "-",
+        '×' => "x",
+        _ => return None,
+    })
+}
+
+/// WCAG's contrast ratio of two colours (1 to 21).
+pub fn contrast(a: Color32, b: Color32) -> f32 {
+    let luminance = |c: Color32| {
+        let channel = |v: u8| {
+            let v = f32::from(v) / 255.0;
+            if v <= 0.039_28 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(c.r()) + 0.7152 * channel(c.g()) + 0.0722 * channel(c.b())
+    };
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
 }
 
 /// Background and text colours of a callout (`success`, `info`, `warning`, `error`).
@@ -195,6 +252,36 @@ impl SyntaxColors {
                 annotation: Color32::from_rgb(0x00, 0x7c, 0x89),
                 function: Color32::from_rgb(0x1a, 0x5f, 0xb4),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chip_text_has_strong_contrast_in_both_themes() {
+        let statuses = [
+            CellStatus::Hit,
+            CellStatus::Ran {
+                reason: String::new(),
+            },
+            CellStatus::NotCached {
+                reason: String::new(),
+            },
+            CellStatus::Failed,
+            CellStatus::Skipped,
+        ];
+        for status in &statuses {
+            let (bg, fg) = status_colors(status, false);
+            assert!(contrast(bg, fg) >= 7.0, "{status:?}: {}", contrast(bg, fg));
+            let (bg, fg) = status_colors(status, true);
+            assert!(
+                contrast(bg, fg) >= 4.5,
+                "{status:?} dark: {}",
+                contrast(bg, fg)
+            );
         }
     }
 }

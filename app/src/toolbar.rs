@@ -200,6 +200,10 @@ pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>) {
                 if run.hits == 1 { "" } else { "s" },
                 run.ran
             ));
+            if run.stopped {
+                ui.label(RichText::new("· stopped").weak())
+                    .on_hover_text("The run was stopped (⏹ Stop) before the last cell");
+            }
             if run.failed > 0 {
                 ui.label(
                     RichText::new(format!("· {} failed", run.failed))

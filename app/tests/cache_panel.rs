@@ -294,3 +294,52 @@ fn clearing_a_persisted_entry_deletes_its_file() {
     harness.run();
     assert_eq!(files(dir.path()), 0);
 }
+
+/// Every piece of text drawn on the last frame, with its colour.
+fn texts_drawn(harness: &Harness<'static, State>) -> Vec<(String, egui::Color32)> {
+    fn walk(shape: &egui::Shape, out: &mut Vec<(String, egui::Color32)>) {
+        match shape {
+            egui::Shape::Text(text) => {
+                let color = text
+                    .galley
+                    .job
+                    .sections
+                    .first()
+                    .map_or(text.fallback_color, |s| s.format.color);
+                out.push((text.galley.text().to_string(), color));
+            }
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for clipped in &harness.output().shapes {
+        walk(&clipped.shape, &mut out);
+    }
+    out
+}
+
+#[test]
+fn the_size_plot_labels_its_axis_clearly() {
+    // One entry of about 455 KB: the axis used to show only a clear "0 B" (its 100 KB marks
+    // were too close together to be drawn but faintly).
+    let notebook =
+        "@cache_data\nfn big() {\n    let s = \"\";\n    s.pad(455000, \"x\");\n    s\n}\nbig();\n";
+    let mut harness = harness(state(None, notebook));
+    harness.run();
+    let texts = texts_drawn(&harness);
+    let color_of = |label: &str| {
+        texts
+            .iter()
+            .find(|(t, _)| t == label)
+            .map(|(_, c)| *c)
+            .unwrap_or_else(|| panic!("no {label:?} drawn; drawn: {texts:?}"))
+    };
+    let label = color_of("200 KB");
+    assert_eq!(color_of("400 KB"), label);
+    // As clear as the axis's "0 B" (there may be other "0 B"s in the panel).
+    assert!(
+        texts.iter().any(|(t, c)| t == "0 B" && *c == label),
+        "{texts:?}"
+    );
+}

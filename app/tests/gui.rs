@@ -393,7 +393,12 @@ fn stop_cancels_a_runaway_cell() {
         spin.status
     );
     if spin.status == CellStatus::Failed {
-        harness.get_by_label_contains("stopped by the user");
+        // Cut short by the user is not a failure: a grey "stopped" chip and a note, no red.
+        harness.get_by_label("stopped");
+        harness.get_by_label_contains("Stopped by the user");
+        harness.get_by_label("· stopped");
+        assert!(harness.query_by_label("error").is_none());
+        assert!(harness.query_by_label_contains("failed").is_none());
     }
 }
 
@@ -1181,5 +1186,78 @@ fn recent_lists_a_notebook_once_however_its_path_was_spelled() {
             .query_all_by_role_and_label(Role::Button, "nb.rhai")
             .count(),
         1
+    );
+}
+
+/// The style's body font, as the app's labels use it.
+fn body_font(harness: &Harness<'static, NotebookApp>) -> egui::FontId {
+    egui::TextStyle::Body.resolve(&harness.ctx.global_style())
+}
+
+#[test]
+fn chip_tooltips_use_only_glyphs_the_font_has() {
+    let mut harness = harness_on(
+        "arrow.rhai",
+        "// %% Pick\nlet n = slider(\"N\", 0, 10, 4);\nwrite(`n is ${n}`);\n",
+    );
+    harness.get_by_role(Role::Slider).set_value_accesskit(7.0);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("n is 7");
+    harness
+        .ctx
+        .all_styles_mut(|s| s.interaction.tooltip_delay = 0.0);
+    harness.get_by_label("ran").hover();
+    harness.run_ok();
+    use egui_kittest::kittest::NodeT as _;
+    // The engine's reason is "widget `N` 4 → 7"; the default fonts have no arrow.
+    let reasons: Vec<String> = harness
+        .query_all_by_label_contains("widget `N` 4")
+        .filter_map(|n| n.value().or_else(|| n.accesskit_node().label()))
+        .collect();
+    assert!(!reasons.is_empty(), "the tooltip shows why the cell ran");
+    let font = body_font(&harness);
+    for reason in &reasons {
+        let drawable = harness.ctx.fonts_mut(|f| f.has_glyphs(&font, reason));
+        assert!(drawable, "{reason:?} has a character the font cannot draw");
+    }
+}
+
+#[test]
+fn status_chips_are_readable_size() {
+    let harness = harness_on("chip.rhai", "write(1);\n");
+    let chip = harness.get_by_label("ran").rect();
+    // The old chips used the 9 px small style (a 12 px high line); chips are 12 px text now.
+    assert!(chip.height() >= 14.0, "{chip:?}");
+}
+
+#[test]
+fn six_digit_row_numbers_stay_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut text = String::from("name\n");
+    for i in 0..150_000 {
+        text.push_str(&format!("row{i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut harness = harness_on(
+        "big.rhai",
+        &format!("dataframe(read_csv({:?}));\n", csv.display().to_string()),
+    );
+    let first = harness.get_by_label("0").rect();
+    // Scroll the table to its end.
+    harness.hover_at(first.center());
+    harness.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Page,
+        delta: egui::vec2(0.0, -100_000.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    harness.run_ok();
+    let last = harness.get_by_label("149999").rect();
+    assert!(
+        last.height() <= first.height() + 0.5,
+        "149999 takes {last:?}, 0 took {first:?}"
     );
 }

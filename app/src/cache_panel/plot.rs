@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use cellar_engine::cache::RemovalCause;
 use cellar_engine::cache::registry::HistoryPoint;
-use egui_plot::{HoverPosition, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{
+    GridInput, GridMark, HoverPosition, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points,
+};
 
 use super::format;
 
@@ -109,8 +111,9 @@ pub(super) fn ui(
         .include_y(0.0)
         .allow_scroll(false)
         .show_axes([false, true])
+        .y_grid_spacer(three_marks)
         .y_axis_formatter(|mark, _| format::bytes(mark.value.max(0.0) as u64))
-        .y_axis_min_width(48.0)
+        .y_axis_min_width(56.0)
         .label_formatter(|hover| {
             let at = position(hover);
             Some(format!(
@@ -139,7 +142,8 @@ pub(super) fn ui(
         .include_y(0.0)
         .allow_scroll(false)
         .x_axis_formatter(time_axis)
-        .y_axis_min_width(48.0)
+        .y_grid_spacer(three_marks)
+        .y_axis_min_width(56.0)
         .label_formatter(|hover| {
             let at = position(hover);
             Some(format!("{:.0} entries\n{}", at.y.max(0.0), time_of(at.x)))
@@ -161,6 +165,37 @@ pub(super) fn ui(
     );
 }
 
+/// Grid marks at "nice" steps (1, 2 or 5 times a power of ten, whole numbers only), about
+/// three over the visible range, all of one strength: the axis always shows a few labels.
+/// (The default spacer steps by powers of ten, so a short plot of 455 KB showed only "0 B":
+/// its 100 KB marks were too close together to be labelled.)
+fn three_marks(input: GridInput) -> Vec<GridMark> {
+    let (low, high) = input.bounds;
+    let span = high - low;
+    if !span.is_finite() || span <= 0.0 {
+        return Vec::new();
+    }
+    let step = nice_step(span / 3.0);
+    let first = (low / step).ceil() as i64;
+    let last = (high / step).floor() as i64;
+    (first..=last)
+        .map(|i| GridMark {
+            value: i as f64 * step,
+            step_size: step,
+        })
+        .collect()
+}
+
+/// The smallest of 1, 2, 5, 10, 20, 50, ... at least `raw` (and at least 1).
+fn nice_step(raw: f64) -> f64 {
+    let magnitude = 10f64.powf(raw.max(1.0).log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
 /// Where the pointer is (or the data point it is near).
 fn position(hover: &HoverPosition<'_>) -> PlotPoint {
     match hover {
@@ -176,5 +211,34 @@ fn time_of(x: f64) -> String {
         "now".to_string()
     } else {
         format!("{} ago", format::duration(Duration::from_secs_f64(-x)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_few_labelled_marks_whatever_the_range() {
+        let marks = |high: f64| -> Vec<f64> {
+            three_marks(GridInput {
+                bounds: (-0.05 * high, high),
+                base_step_size: high / 1000.0,
+            })
+            .into_iter()
+            .map(|m| m.value)
+            .collect()
+        };
+        assert_eq!(marks(455_000.0), [0.0, 200_000.0, 400_000.0]);
+        assert_eq!(marks(5_000.0), [0.0, 2_000.0, 4_000.0]);
+        // Counts stay whole.
+        assert_eq!(marks(2.0), [0.0, 1.0, 2.0]);
+        assert!(
+            three_marks(GridInput {
+                bounds: (1.0, 1.0),
+                base_step_size: 1.0
+            })
+            .is_empty()
+        );
     }
 }
