@@ -14,6 +14,8 @@ use super::log::EventLog;
 
 /// The gap between the table's columns.
 const TABLE_SPACING: f32 = 4.0;
+/// The narrowest the function and argument columns get.
+const TEXT_COLUMN_MIN: f32 = 64.0;
 /// Width kept free at the right of a table for the panel's vertical scroll bar.
 pub(super) const SCROLL_BAR_ROOM: f32 = 14.0;
 
@@ -75,13 +77,29 @@ impl SortColumn {
         }
     }
 
-    /// The column, for a table `width` wide: the text columns take what the others leave (at
-    /// least enough to read a few characters; below that the table scrolls sideways).
-    fn column(self, width: f32, spacing: f32) -> Column {
-        let fixed: f32 = Self::ALL.iter().filter_map(|c| c.fixed_width()).sum();
-        // A gap after every column, and room for the panel's scroll bar.
-        let gaps = spacing * Self::ALL.len() as f32 + SCROLL_BAR_ROOM;
-        let text = ((width - fixed - gaps) / 2.0).max(64.0).floor();
+    /// The columns shown in a table `width` wide: all of them, or without Kind when the
+    /// panel is narrow (the function's name is then coloured by its kind).
+    fn shown(width: f32) -> &'static [Self] {
+        let all = Self::widths_needed(&Self::ALL);
+        if width >= all {
+            &Self::ALL
+        } else {
+            &Self::ALL[1..]
+        }
+    }
+
+    /// The width `columns` need with the text columns at their narrowest.
+    fn widths_needed(columns: &[Self]) -> f32 {
+        let fixed: f32 = columns.iter().filter_map(|c| c.fixed_width()).sum();
+        fixed + 2.0 * TEXT_COLUMN_MIN + TABLE_SPACING * columns.len() as f32 + SCROLL_BAR_ROOM
+    }
+
+    /// The column, among `columns` in a table `width` wide: the text columns take what the
+    /// others leave (at least enough to read a few characters; below that the table scrolls
+    /// sideways).
+    fn column(self, columns: &[Self], width: f32) -> Column {
+        let spare = (width - Self::widths_needed(columns)).max(0.0);
+        let text = (TEXT_COLUMN_MIN + spare / 2.0).floor();
         // Exact widths, worked out again each frame: the table follows the panel's width.
         Column::exact(self.fixed_width().unwrap_or(text)).clip(true)
     }
@@ -256,10 +274,12 @@ impl EntriesView {
         ui.spacing_mut().item_spacing.x = TABLE_SPACING;
         // The header buttons are as wide as their titles.
         ui.spacing_mut().button_padding = egui::vec2(2.0, 1.0);
-        let table = SortColumn::ALL
+        let columns = SortColumn::shown(width);
+        let with_kind = columns.contains(&SortColumn::Kind);
+        let table = columns
             .iter()
             .fold(TableBuilder::new(ui), |table, column| {
-                table.column(column.column(width, TABLE_SPACING))
+                table.column(column.column(columns, width))
             })
             .id_salt("cache_panel_entries")
             .striped(true)
@@ -268,7 +288,7 @@ impl EntriesView {
             .cell_layout(egui::Layout::left_to_right(egui::Align::Center));
         table
             .header(20.0, |mut header| {
-                for column in SortColumn::ALL {
+                for &column in columns {
                     header.col(|ui| {
                         let active = self.sort == column;
                         let arrow = match (active, self.descending) {
@@ -294,15 +314,21 @@ impl EntriesView {
                         .as_ref()
                         .is_some_and(|(f, k)| f == &entry.function && *k == entry.key);
                     row.set_selected(selected);
+                    let kind_color = format::kind_color(entry.kind, dark_mode);
+                    if with_kind {
+                        row.col(|ui| {
+                            ui.label(RichText::new(entry.kind.name()).small().color(kind_color));
+                        });
+                    }
                     row.col(|ui| {
-                        ui.label(
-                            RichText::new(entry.kind.name())
-                                .small()
-                                .color(format::kind_color(entry.kind, dark_mode)),
-                        );
-                    });
-                    row.col(|ui| {
-                        ui.add(egui::Label::new(&entry.function).truncate());
+                        let name = RichText::new(&entry.function);
+                        let name = if with_kind {
+                            name
+                        } else {
+                            name.color(kind_color)
+                        };
+                        ui.add(egui::Label::new(name).truncate())
+                            .on_hover_text(format!("{} ({})", entry.function, entry.kind.name()));
                     });
                     row.col(|ui| {
                         let args = if entry.args.is_empty() {

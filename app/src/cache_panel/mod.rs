@@ -231,49 +231,71 @@ impl CachePanel {
 /// `100%` or `455 KB`).
 const TOTALS_COLUMNS: [(&str, f32); 6] = [
     ("Entries", 50.0),
-    ("Hits", 40.0),
+    ("Hits", 36.0),
     ("Misses", 46.0),
     ("Hit rate", 54.0),
-    ("Evicted", 52.0),
-    ("Bytes", 58.0),
+    ("Evicted", 50.0),
+    ("Bytes", 56.0),
 ];
+/// The column a narrow panel leaves out (hits and misses say it too).
+const HIT_RATE: usize = 3;
+/// The narrowest the totals' function column gets.
+const TOTALS_FUNCTION_MIN: f32 = 80.0;
+/// The gap between the totals' columns.
+const TOTALS_SPACING: f32 = 6.0;
 
 /// One row per function, then the overall totals. The function column takes the width the
-/// numbers leave; below about 420 px the table scrolls sideways.
+/// numbers leave; a narrow panel leaves out the hit rate, and a narrower one scrolls sideways.
 fn totals_ui(ui: &mut egui::Ui, stats: &[FunctionStats]) {
     use egui_extras::{Column, TableBuilder};
     if stats.is_empty() {
         ui.label(RichText::new("No cached function called yet.").weak());
         return;
     }
-    let spacing = 6.0;
     let width = ui.available_width();
-    let numbers: f32 = TOTALS_COLUMNS.iter().map(|(_, w)| w).sum();
-    let function_width = (width - numbers - spacing * 7.0 - entries::SCROLL_BAR_ROOM)
-        .max(90.0)
-        .floor();
+    let needed = |columns: &[usize]| {
+        let numbers: f32 = columns.iter().map(|&i| TOTALS_COLUMNS[i].1).sum();
+        numbers
+            + TOTALS_FUNCTION_MIN
+            + TOTALS_SPACING * (columns.len() + 1) as f32
+            + entries::SCROLL_BAR_ROOM
+    };
+    let mut shown: Vec<usize> = (0..TOTALS_COLUMNS.len()).collect();
+    if width < needed(&shown) {
+        shown.retain(|&i| i != HIT_RATE);
+    }
+    let function_width = (TOTALS_FUNCTION_MIN + (width - needed(&shown)).max(0.0)).floor();
+    let totals = stats.iter().fold((0, 0, 0, 0, 0), |t, s| {
+        (
+            t.0 + s.entries,
+            t.1 + s.hits,
+            t.2 + s.misses,
+            t.3 + s.evictions,
+            t.4 + s.bytes,
+        )
+    });
     ui.spacing_mut().scroll = egui::style::ScrollStyle::solid();
     egui::ScrollArea::horizontal()
         .id_salt("cache_panel_totals_h")
         .show(ui, |ui| {
-            ui.spacing_mut().item_spacing.x = spacing;
+            ui.spacing_mut().item_spacing.x = TOTALS_SPACING;
             let dark_mode = ui.visuals().dark_mode;
-            let table = TOTALS_COLUMNS.iter().fold(
+            let table = shown.iter().fold(
                 TableBuilder::new(ui)
                     .id_salt("cache_panel_totals")
                     .striped(true)
                     .vscroll(false)
                     .column(Column::exact(function_width).clip(true)),
-                |table, (_, w)| table.column(Column::exact(*w).clip(true)),
+                |table, &i| table.column(Column::exact(TOTALS_COLUMNS[i].1).clip(true)),
             );
             table
                 .header(20.0, |mut header| {
                     header.col(|ui| {
                         ui.label(RichText::new("Function").strong());
                     });
-                    for (title, _) in TOTALS_COLUMNS {
+                    for &i in &shown {
                         header.col(|ui| {
-                            ui.label(RichText::new(title).strong());
+                            ui.label(RichText::new(TOTALS_COLUMNS[i].0).strong());
                         });
                     }
                 })
@@ -281,68 +303,45 @@ fn totals_ui(ui: &mut egui::Ui, stats: &[FunctionStats]) {
                     for s in stats {
                         body.row(20.0, |mut row| {
                             row.col(|ui| {
-                                ui.add(
-                                    egui::Label::new(
-                                        RichText::new(&s.name)
-                                            .color(format::kind_color(s.kind, dark_mode)),
-                                    )
-                                    .truncate(),
-                                )
-                                .on_hover_text(format!(
-                                    "{} ({})",
-                                    s.name,
-                                    s.kind.name()
-                                ));
+                                let name = RichText::new(&s.name)
+                                    .color(format::kind_color(s.kind, dark_mode));
+                                ui.add(egui::Label::new(name).truncate())
+                                    .on_hover_text(format!("{} ({})", s.name, s.kind.name()));
                             });
-                            numbers_row(
-                                &mut row,
-                                s.entries,
-                                s.hits,
-                                s.misses,
-                                s.evictions,
-                                s.bytes,
-                            );
+                            let numbers =
+                                numbers(s.entries, s.hits, s.misses, s.evictions, s.bytes);
+                            for &i in &shown {
+                                row.col(|ui| {
+                                    ui.label(&numbers[i]);
+                                });
+                            }
                         });
                     }
-                    let total = stats.iter().fold((0, 0, 0, 0, 0), |t, s| {
-                        (
-                            t.0 + s.entries,
-                            t.1 + s.hits,
-                            t.2 + s.misses,
-                            t.3 + s.evictions,
-                            t.4 + s.bytes,
-                        )
-                    });
                     body.row(20.0, |mut row| {
                         row.col(|ui| {
                             ui.label(RichText::new("All").strong());
                         });
-                        numbers_row(&mut row, total.0, total.1, total.2, total.3, total.4);
+                        let numbers = numbers(totals.0, totals.1, totals.2, totals.3, totals.4);
+                        for &i in &shown {
+                            row.col(|ui| {
+                                ui.label(&numbers[i]);
+                            });
+                        }
                     });
                 });
         });
 }
 
-fn numbers_row(
-    row: &mut egui_extras::TableRow<'_, '_>,
-    entries: usize,
-    hits: u64,
-    misses: u64,
-    evicted: u64,
-    bytes: u64,
-) {
-    for text in [
+/// The values of the number columns, in [`TOTALS_COLUMNS`] order.
+fn numbers(entries: usize, hits: u64, misses: u64, evicted: u64, bytes: u64) -> [String; 6] {
+    [
         entries.to_string(),
         hits.to_string(),
         misses.to_string(),
         format::hit_rate(hits, misses),
         evicted.to_string(),
         format::bytes(bytes),
-    ] {
-        row.col(|ui| {
-            ui.label(text);
-        });
-    }
+    ]
 }
 
 /// Does what the user asked, in memory and on disk (like `cache_clear` and friends).
