@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cellar_engine::cache::front::ClearScope;
 use cellar_engine::{Cell, CellReport, Notebook, Runtime, Session, WidgetValue};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
@@ -490,11 +491,16 @@ impl NotebookApp {
                     if self.cache_panel.ui(ui, &self.runtime) {
                         self.refresh_cache_totals();
                     }
+                    if let Some(url) = self.cache_panel.take_store_change() {
+                        self.settings.set_text(settings::CACHE_STORE, &url);
+                    }
                 })
                 .response
                 .rect
         });
         egui::CentralPanel::default().show(ui, |ui| {
+            self.view
+                .set_refreshing(self.runtime.cache().refreshing_functions());
             self.view.ui(
                 ui,
                 &mut self.notebook,
@@ -571,6 +577,16 @@ impl NotebookApp {
     /// Remembers the cache panel's width (and other window settings) in `settings`.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.cache_panel_wanted = settings.number(settings::CACHE_PANEL_WIDTH);
+        // The store typed in the cache panel last time, unless the environment names one.
+        if self.runtime.front().store().is_none()
+            && std::env::var_os("CELLAR_CACHE_STORE").is_none()
+            && let Some(url) = settings.text(settings::CACHE_STORE)
+        {
+            match cellar_engine::open_store(url) {
+                Ok(store) => self.runtime.front().set_store(Some(store)),
+                Err(problem) => self.message = Some((problem, true)),
+            }
+        }
         self.settings = settings;
         self
     }
@@ -864,7 +880,8 @@ impl NotebookApp {
             }
             Action::AskClearCaches => self.confirm = Some(Confirm::ClearCaches),
             Action::ClearCaches => {
-                let cleared = self.runtime.cache().clear_all();
+                // Every tier, as the dialog says, and the released resources' on_release fns.
+                let cleared = self.runtime.clear(ClearScope::All);
                 self.refresh_cache_totals();
                 self.message = Some((format!("Cleared {cleared} cached entries"), false));
             }

@@ -22,9 +22,17 @@ const DIM_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 pub struct NotebookView {
     /// The cell being renamed and the title typed so far.
     renaming: Option<(usize, String)>,
+    /// Cached fns computing again in the background (`refresh = "background"`): a cell that
+    /// was served one of them stale says so until it is done.
+    refreshing: Vec<String>,
 }
 
 impl NotebookView {
+    /// Tells the view which cached fns are computing again in the background now.
+    pub fn set_refreshing(&mut self, functions: Vec<String>) {
+        self.refreshing = functions;
+    }
+
     /// Draws every cell of `notebook` with the outputs of `tab`; edits go straight into the
     /// notebook, everything else into `actions`.
     pub fn ui(
@@ -174,6 +182,7 @@ impl NotebookView {
             } else if let Some(view) = view {
                 if view.source == cell.source {
                     status_chip(ui, view);
+                    refreshing_note(ui, view, &self.refreshing);
                 } else {
                     edited_chip(ui);
                 }
@@ -334,6 +343,35 @@ fn status_chip(ui: &mut Ui, view: &CellView) {
             }
         }
     });
+}
+
+/// "refreshing `rates`": the cell was served an expired value while it is computed again in
+/// the background; the next run shows the new one.
+fn refreshing_note(ui: &mut Ui, view: &CellView, refreshing: &[String]) {
+    let stale: Vec<&str> = view
+        .report
+        .cache_calls
+        .iter()
+        .filter(|call| call.outcome == cellar_engine::CallOutcome::StaleHit)
+        .map(|call| call.function.as_str())
+        .filter(|f| refreshing.iter().any(|r| r == f))
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let names: Vec<String> = stale.iter().map(|f| format!("`{f}`")).collect();
+    ui.label(
+        RichText::new(format!("refreshing {}", names.join(", ")))
+            .small()
+            .italics()
+            .weak(),
+    )
+    .on_hover_text(
+        "Served the expired value at once (refresh = \"background\"); the new value is being computed and shows from the next run.",
+    );
+    // The note goes when the refresh ends.
+    ui.ctx()
+        .request_repaint_after(std::time::Duration::from_millis(250));
 }
 
 /// A small line listing the cell's cached calls, so hits and misses are visible at a glance.

@@ -15,6 +15,9 @@ pub struct Settings {
 /// The key of the cache panel's width, in points.
 pub const CACHE_PANEL_WIDTH: &str = "cache_panel_width";
 
+/// The key of the shared store's URL (`redis://HOST:PORT/DB`), set in the cache panel.
+pub const CACHE_STORE: &str = "cache_store";
+
 impl Settings {
     /// Settings kept in memory only.
     pub fn in_memory() -> Self {
@@ -57,6 +60,25 @@ impl Settings {
     /// Remembers a number (stored at once).
     pub fn set_number(&mut self, key: &str, value: f32) {
         self.values.insert(key.to_string(), format!("{value:.0}"));
+        self.store();
+    }
+
+    /// A text, if it was remembered and is not empty.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Remembers a text on one line (stored at once); an empty one forgets the key.
+    pub fn set_text(&mut self, key: &str, value: &str) {
+        let value = value.lines().next().unwrap_or("").trim();
+        if value.is_empty() {
+            self.values.remove(key);
+        } else {
+            self.values.insert(key.to_string(), value.to_string());
+        }
         self.store();
     }
 

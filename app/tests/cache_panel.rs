@@ -343,3 +343,110 @@ fn the_size_plot_labels_its_axis_clearly() {
         "{texts:?}"
     );
 }
+
+/// A notebook with an entry in every tier a panel clear must reach, and a resource whose
+/// release the log records.
+const TIERS: &str = r#"
+@cache_data(persist = "shared")
+fn kept(x) { x + 1 }
+@cache_resource(on_release = "close")
+fn db() { sqlite_connect(":memory:") }
+kept(1);
+db();
+"#;
+
+#[test]
+fn the_shared_store_section_connects_shows_its_state_and_tells_the_window() {
+    let redis = cellar_tests::redis::RedisServer::start();
+    let mut harness = harness(state(None, NOTEBOOK));
+    harness.get_by_label("Shared store").click();
+    harness.run();
+    harness.get_by_label_contains("None: persist = \"shared\" entries stay on this machine");
+    // A store that is not there: said, and nothing changes.
+    let nobody = format!(
+        "redis://127.0.0.1:{}/0",
+        cellar_tests::redis::RedisServer::free_port()
+    );
+    let address = |harness: &mut Harness<'static, State>, text: &str| {
+        let field = harness.get_by_label("Shared store address");
+        field.focus();
+        harness.run();
+        // Select what is there, then type over it.
+        harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        harness.run();
+        harness.get_by_label("Shared store address").type_text(text);
+        harness.run();
+    };
+    address(&mut harness, &nobody);
+    harness.get_by_label("Connect").click();
+    harness.run();
+    harness.get_by_label_contains("check the address and that Redis runs there");
+    assert!(harness.state().runtime.front().store().is_none());
+    assert_eq!(harness.state_mut().panel.take_store_change(), None);
+    // The real one.
+    address(&mut harness, &redis.url());
+    harness.get_by_label("Connect").click();
+    harness.run();
+    harness.get_by_label_contains("· answering");
+    assert_eq!(
+        harness.state_mut().panel.take_store_change(),
+        Some(redis.url())
+    );
+    harness.get_by_label("Disconnect").click();
+    harness.run();
+    assert!(harness.state().runtime.front().store().is_none());
+    assert_eq!(
+        harness.state_mut().panel.take_store_change(),
+        Some(String::new())
+    );
+}
+
+#[test]
+fn clearing_from_the_panel_reaches_every_tier_and_releases_resources() {
+    let redis = cellar_tests::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let cache = Arc::new(CacheRegistry::new(Arc::new(clock.clone())));
+    let runtime = Runtime::with_cache(cache, Some(dir.path().to_path_buf()));
+    runtime
+        .front()
+        .set_store(Some(cellar_engine::open_store(&redis.url()).unwrap()));
+    let report = runtime.run(
+        &Notebook::parse(TIERS),
+        &mut Session::new("A"),
+        &RunOptions::default(),
+        &mut |_| {},
+    );
+    assert!(!report.failed(), "{:?}", report.cells);
+    let mut harness = harness(State {
+        panel: CachePanel::new(),
+        runtime,
+        clock,
+        cleared: 0,
+    });
+    let files = || std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files(), 1);
+    assert_eq!(redis.keys("cellar:*").len(), 1);
+    harness.get_by_label("x=1").click();
+    harness.run();
+    harness.get_by_label("memory, disk, shared store");
+    harness.get_by_label("Clear all data").click();
+    harness.run();
+    assert_eq!(files(), 0, "the folder's file went");
+    assert!(redis.keys("cellar:*").is_empty(), "the store's entry went");
+    harness.get_by_label("Clear all resources").click();
+    harness.run();
+    let released = harness
+        .state()
+        .runtime
+        .cache()
+        .events_since(0)
+        .into_iter()
+        .any(|e| {
+            matches!(
+                e.event,
+                cellar_engine::cache::EventKind::Released { error: None, .. }
+            )
+        });
+    assert!(released, "the connection's on_release fn ran");
+}

@@ -1278,3 +1278,40 @@ fn six_digit_row_numbers_stay_on_one_line() {
         "149999 takes {last:?}, 0 took {first:?}"
     );
 }
+
+#[test]
+fn clear_caches_removes_the_persisted_files_too_as_its_dialog_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kept.rhai");
+    let text = "@cache_data(persist = \"disk\")\nfn kept(x) { x + 1 }\nwrite(kept(1));\n";
+    std::fs::write(&path, text).unwrap();
+    let mut harness = harness(NotebookApp::open(&path).unwrap());
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    let folder = dir.path().join(cellar_engine::CACHE_DIR_BESIDE_NOTEBOOK);
+    let files = || std::fs::read_dir(&folder).map_or(0, |d| d.count());
+    assert_eq!(files(), 1, "the entry was persisted");
+    harness.key_press(egui::Key::C);
+    harness.run_ok();
+    harness.get_by_label("Clear caches").click();
+    harness.run_ok();
+    assert_eq!(files(), 0, "Clear caches left a persisted file behind");
+}
+
+#[test]
+fn a_cell_served_a_stale_value_says_refreshing_until_the_background_run_ends() {
+    let notebook = Notebook::parse(
+        "@cache_data(ttl = 0.3, refresh = \"background\")\nfn slow() { sleep(1.0); 42 }\nwrite(slow());\n",
+    );
+    let mut harness = harness(NotebookApp::new(PathBuf::from("stale.rhai"), notebook));
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    harness.get_by_label("42");
+    harness.get_by_label("refreshing `slow`");
+    harness.state().runtime().wait_for_background();
+    harness.run_ok();
+    assert!(harness.query_by_label("refreshing `slow`").is_none());
+}

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use cellar_engine::cache::EntryInfo;
+use cellar_engine::cache::registry::Tier;
 use egui::RichText;
 
 use super::Clear;
@@ -73,10 +74,15 @@ pub(super) fn ui(
                     None => RichText::new("no ttl").weak(),
                 },
             );
+            row(ui, "Held in", RichText::new(tiers(entry)));
             row(
                 ui,
-                "On disk",
-                RichText::new(if entry.persisted { "yes" } else { "no" }),
+                "Came from",
+                RichText::new(match entry.source {
+                    Tier::Computed => "computed here",
+                    Tier::Disk => "the cache folder",
+                    Tier::Shared => "the shared store",
+                }),
             );
             row(
                 ui,
@@ -99,7 +105,6 @@ pub(super) fn ui(
             action = Some(Clear::Entry {
                 function: entry.function.clone(),
                 key: entry.key,
-                persisted: entry.persisted,
             });
         }
         if ui
@@ -114,4 +119,16 @@ pub(super) fn ui(
         }
     });
     action
+}
+
+/// `memory, disk, shared store`: the tiers that hold an entry.
+fn tiers(entry: &EntryInfo) -> String {
+    let mut tiers = vec!["memory"];
+    if entry.persisted {
+        tiers.push("disk");
+    }
+    if entry.shared {
+        tiers.push("shared store");
+    }
+    tiers.join(", ")
 }

@@ -357,6 +357,10 @@ impl EntriesView {
                         if entry.persisted {
                             disk_icon(ui).on_hover_text("Also persisted on disk");
                         }
+                        if entry.shared {
+                            ui.label(RichText::new("S").small().strong())
+                                .on_hover_text("Also in the shared store");
+                        }
                     });
                     if row.response().clicked() {
                         clicked_row = Some((entry.function.clone(), entry.key));

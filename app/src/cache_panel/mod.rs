@@ -31,10 +31,9 @@ mod plot;
 use std::time::Duration;
 
 use cellar_engine::Runtime;
+use cellar_engine::cache::front::ClearScope;
 use cellar_engine::cache::registry::HistoryPoint;
-use cellar_engine::cache::{
-    CacheKind, CacheRegistry, EntryInfo, FunctionStats, RemovalCause, persist,
-};
+use cellar_engine::cache::{CacheKind, CacheRegistry, EntryInfo, FunctionStats};
 use egui::{CollapsingHeader, RichText};
 
 use entries::EntriesView;
@@ -47,6 +46,7 @@ const REFRESH_EVERY_S: f64 = 1.0;
 
 /// The cache panel's view state (sorting, filter, selection, plot window).
 pub struct CachePanel {
+    store: StoreView,
     entries: EntriesView,
     log: EventLog,
     plot_window: PlotWindow,
@@ -67,12 +67,8 @@ struct Snapshot {
 
 /// A clear the user asked for; applied after drawing, outside any borrow of the snapshot.
 enum Clear {
-    /// One entry, and its file on disk if it was persisted.
-    Entry {
-        function: String,
-        key: u128,
-        persisted: bool,
-    },
+    /// One entry, in every tier.
+    Entry { function: String, key: u128 },
     /// Every entry of a function, and its files on disk.
     Function(String),
     /// Every entry of a kind (data: and the files of every data function).
@@ -85,10 +81,114 @@ impl Default for CachePanel {
     }
 }
 
+/// The shared store's section: its URL (typed here, remembered by the window) and whether it
+/// answers.
+#[derive(Default)]
+struct StoreView {
+    /// What the URL field holds.
+    url: String,
+    /// Filled from the store in use the first time the panel is drawn.
+    seeded: bool,
+    /// Why the last URL typed could not be used.
+    problem: Option<String>,
+    /// A URL the user connected to (or `""` to disconnect), for the window to remember.
+    changed: Option<String>,
+}
+
+impl StoreView {
+    fn ui(&mut self, ui: &mut egui::Ui, runtime: &Runtime) {
+        let store = runtime.front().store();
+        if !self.seeded {
+            self.url = store.as_ref().map(|s| s.describe()).unwrap_or_default();
+            self.seeded = true;
+        }
+        CollapsingHeader::new("Shared store")
+            .id_salt("cache_panel_store_section")
+            .default_open(store.is_some())
+            .show(ui, |ui| {
+                match &store {
+                    Some(store) if store.healthy() => {
+                        ui.label(format!("{} · answering", store.describe()));
+                    }
+                    Some(store) => {
+                        ui.colored_label(
+                            ui.visuals().warn_fg_color,
+                            format!(
+                                "{} · not answering: persist = \"shared\" entries stay on this machine",
+                                store.describe()
+                            ),
+                        );
+                    }
+                    None => {
+                        ui.label(
+                            RichText::new(
+                                "None: persist = \"shared\" entries stay on this machine. Give a redis:// URL to share them with your team.",
+                            )
+                            .weak(),
+                        );
+                    }
+                }
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.url)
+                            .hint_text("redis://HOST:6379/0")
+                            .desired_width((ui.available_width() - 150.0).max(80.0)),
+                    )
+                    .accessible_name("Shared store address");
+                    if ui
+                        .button("Connect")
+                        .on_hover_text("Use this store from now on (remembered)")
+                        .clicked()
+                    {
+                        self.connect(runtime);
+                    }
+                    if store.is_some()
+                        && ui
+                            .button("Disconnect")
+                            .on_hover_text("Keep every entry on this machine")
+                            .clicked()
+                    {
+                        runtime.front().set_store(None);
+                        self.url.clear();
+                        self.problem = None;
+                        self.changed = Some(String::new());
+                    }
+                });
+                if let Some(problem) = &self.problem {
+                    ui.colored_label(ui.visuals().error_fg_color, problem);
+                }
+            });
+    }
+
+    fn connect(&mut self, runtime: &Runtime) {
+        let url = self.url.trim().to_string();
+        match cellar_engine::open_store(&url).and_then(|store| {
+            store
+                .ping()
+                .map(|()| store)
+                .map_err(|e| format!("{e}; check the address and that Redis runs there"))
+        }) {
+            Ok(store) => {
+                runtime.front().set_store(Some(store));
+                self.problem = None;
+                self.changed = Some(url);
+            }
+            Err(problem) => self.problem = Some(problem),
+        }
+    }
+}
+
 impl CachePanel {
+    /// A store URL the user connected to since the last call (`""`: disconnected), for the
+    /// window to remember.
+    pub fn take_store_change(&mut self) -> Option<String> {
+        self.store.changed.take()
+    }
+
     /// A panel with nothing selected, sorted by function, showing every kind.
     pub fn new() -> Self {
         Self {
+            store: StoreView::default(),
             entries: EntriesView::new(),
             log: EventLog::new(),
             plot_window: PlotWindow::TenMinutes,
@@ -126,6 +226,7 @@ impl CachePanel {
             .request_repaint_after(Duration::from_secs_f64(REFRESH_EVERY_S));
 
         let mut action = self.header_ui(ui);
+        self.store.ui(ui, runtime);
         // The sections' bodies are indented a little, not the default 18 px: the tables need
         // the width.
         ui.spacing_mut().indent = 8.0;
@@ -344,44 +445,21 @@ fn numbers(entries: usize, hits: u64, misses: u64, evicted: u64, bytes: u64) -> 
     ]
 }
 
-/// Does what the user asked, in memory and on disk (like `cache_clear` and friends).
+/// Does what the user asked in every tier (memory, the cache folder, the shared store), as
+/// `cache_clear` and friends do, and releases the resources that left.
 fn apply(action: Clear, runtime: &Runtime) {
-    let registry = runtime.cache();
-    let dir = runtime.persist_dir();
     match action {
-        Clear::Entry {
-            function,
-            key,
-            persisted,
-        } => {
-            // Read the code hash first: it names the entry's file.
-            let code = registry.function_code_hash(&function);
-            registry.remove(&function, key, RemovalCause::Cleared);
-            if let (true, Some(dir), Some(code)) = (persisted, dir.as_deref(), code) {
-                // Already gone is fine: the goal is that it is not there.
-                let _ = std::fs::remove_file(persist::entry_path(dir, &function, code, key));
-            }
+        Clear::Entry { function, key, .. } => {
+            runtime.clear(ClearScope::Entry {
+                function: &function,
+                key,
+            });
         }
         Clear::Function(function) => {
-            registry.clear_function(&function);
-            if let Some(dir) = &dir {
-                persist::remove_function_files(dir, &function, None);
-            }
+            runtime.clear(ClearScope::Function(&function));
         }
         Clear::Kind(kind) => {
-            let functions: Vec<String> = registry
-                .stats()
-                .into_iter()
-                .filter(|s| s.kind == kind)
-                .map(|s| s.name)
-                .collect();
-            registry.clear_kind(kind);
-            // Only data is ever persisted.
-            if let (CacheKind::Data, Some(dir)) = (kind, &dir) {
-                for function in &functions {
-                    persist::remove_function_files(dir, function, None);
-                }
-            }
+            runtime.clear(ClearScope::Kind(kind));
         }
     }
 }

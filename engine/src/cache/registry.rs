@@ -553,6 +553,19 @@ impl CacheRegistry {
         state.functions.values().map(|f| f.refreshing.len()).sum()
     }
 
+    /// The fns with a background computation running, sorted.
+    pub fn refreshing_functions(&self) -> Vec<String> {
+        let state = self.state.lock();
+        let mut names: Vec<String> = state
+            .functions
+            .iter()
+            .filter(|(_, f)| !f.refreshing.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Whether `function` has a background computation running.
     pub fn is_refreshing(&self, function: &str) -> bool {
         let state = self.state.lock();
