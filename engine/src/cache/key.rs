@@ -1,24 +1,18 @@
 //! Hashing values by full content into stable 128-bit digests (xxh3, the same in every
 //! process, so persisted entries are found again). Frames are hashed column by column over
-//! their Arrow buffers, every dtype, nested ones too, never sampled and never through text.
+//! their Arrow buffers, every dtype, nested ones too, never sampled and never through text
+//! (`column_digest`); a column's digest is remembered while its buffers live
+//! (`buffer_digests`), so an unchanged frame is hashed once.
 
-use polars::prelude::{CompatLevel, DataType};
-use polars_arrow::array::{
-    Array, BinaryArray, BinaryViewArray, BooleanArray, DictionaryArray, DictionaryKey,
-    FixedSizeBinaryArray, FixedSizeListArray, ListArray, MapArray, PrimitiveArray, StructArray,
-    Utf8Array, Utf8ViewArray,
-};
-use polars_arrow::bitmap::Bitmap;
+use polars::prelude::{ArrayRef, CompatLevel, DataType, Series};
 use polars_arrow::datatypes::{
-    ArrowDataType, Field as ArrowField, IntegerType, IntervalUnit, PhysicalType, PrimitiveType,
-    TimeUnit, UnionMode,
+    ArrowDataType, Field as ArrowField, IntegerType, IntervalUnit, TimeUnit, UnionMode,
 };
-use polars_arrow::offset::Offset;
-use polars_arrow::types::{NativeType, days_ms, i256, months_days_ns};
 use rhai::{Array as RhaiArray, Blob, Dynamic, Map};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::value::type_label;
+use super::{buffer_digests, column_digest};
 use crate::data::Frame;
 
 /// A value that cannot be hashed, with a user-facing type name.
@@ -94,18 +88,37 @@ fn hash_str(hasher: &mut Xxh3, tag: u8, s: &str) {
     hasher.update(s.as_bytes());
 }
 
-/// Hashes a frame by content: shape, then per column its name, dtype (by name and by its full
-/// Arrow structure, so struct field names and nested logical types count) and every value.
+/// Hashes a frame by content: shape, then per column its name, its dtype (by name and by its
+/// full Arrow structure, so struct field names and nested logical types count) and the digest
+/// of its content (see `column_digest`: every value, nested ones too, never sampled and
+/// never through text; equal content hashes equal whatever its chunks, slicing or what sits
+/// under a null).
 ///
-/// Values are read from the Arrow arrays polars hands out (`CompatLevel::newest()`), walked
-/// recursively: a validity bitmap (null slots zeroed out of the values, so garbage under a
-/// null never matters), then the values: raw little-endian buffers for numbers, length-prefixed
-/// bytes for strings and binaries, lengths and the child's values for lists, every field for
-/// structs, the values (not the codes) for categoricals. Equal content in another chunk layout
-/// may hash differently: a needless miss at worst, never a false hit.
+/// A column's content digest is remembered by the identity of its buffers while they live
+/// ([`super::buffer_digests`]), so hashing the same unchanged frame again costs a lookup per
+/// column.
 pub fn hash_frame(hasher: &mut Xxh3, frame: &Frame) -> Result<(), Unhashable> {
+    let digests = buffer_digests::global();
+    hash_frame_with(hasher, frame, |series| {
+        digests.digest(series, || series_digest(series))
+    })
+}
+
+/// The digest of a frame alone (as [`digest`] gives for it).
+pub fn frame_digest(frame: &Frame) -> Result<u128, Unhashable> {
+    let mut hasher = Xxh3::new();
+    hash_frame(&mut hasher, frame)?;
+    Ok(hasher.digest128())
+}
+
+fn hash_frame_with(
+    hasher: &mut Xxh3,
+    frame: &Frame,
+    mut content: impl FnMut(&Series) -> Result<u128, String>,
+) -> Result<(), Unhashable> {
     let df = &frame.0;
-    hasher.update(b"F");
+    // "F2": columns by their content digests (the first layout fed every chunk in turn).
+    hasher.update(b"F2");
     hasher.update(&(df.height() as u64).to_le_bytes());
     hasher.update(&(df.width() as u64).to_le_bytes());
     for column in df.columns() {
@@ -113,20 +126,27 @@ pub fn hash_frame(hasher: &mut Xxh3, frame: &Frame) -> Result<(), Unhashable> {
         let dtype = column.dtype();
         hash_str(hasher, b't', &dtype.to_string());
         hash_dtype(hasher, dtype);
-        let series = column.as_materialized_series();
-        let chunks = series.n_chunks();
-        hasher.update(&(chunks as u64).to_le_bytes());
-        for i in 0..chunks {
-            let array = series.to_arrow(i, CompatLevel::newest());
-            hash_array(hasher, array.as_ref()).map_err(|what| Unhashable {
-                type_name: format!(
-                    "DataFrame (column `{}` of type {dtype} holds {what})",
-                    column.name()
-                ),
-            })?;
-        }
+        let digest = content(column.as_materialized_series()).map_err(|what| Unhashable {
+            type_name: format!(
+                "DataFrame (column `{}` of type {dtype} holds {what})",
+                column.name()
+            ),
+        })?;
+        hasher.update(&digest.to_le_bytes());
     }
     Ok(())
+}
+
+/// The content digest of a column, computed from its Arrow chunks (never remembered).
+pub(super) fn series_digest(series: &Series) -> Result<u128, String> {
+    let compat = CompatLevel::newest();
+    let chunks: Vec<ArrayRef> = (0..series.n_chunks())
+        .map(|i| series.to_arrow(i, compat))
+        .collect();
+    column_digest::chunks_digest(
+        &series.dtype().to_arrow(compat),
+        chunks.iter().map(|c| c.as_ref()),
+    )
 }
 
 fn hash_dtype(hasher: &mut Xxh3, dtype: &DataType) {
@@ -328,325 +348,15 @@ fn integer_tag(key: IntegerType) -> u8 {
     }
 }
 
-/// Bytes fed to the hasher in blocks of this size: large enough that the per-call cost of
-/// `update` vanishes, small enough to stay in cache.
-const BLOCK_BYTES: usize = 64 * 1024;
-
-/// Collects small pieces (lengths, short strings) and feeds them to the hasher in blocks.
-struct Feed<'h> {
-    hasher: &'h mut Xxh3,
-    buffer: Vec<u8>,
-}
-
-impl<'h> Feed<'h> {
-    fn new(hasher: &'h mut Xxh3) -> Self {
-        Self {
-            hasher,
-            buffer: Vec::with_capacity(BLOCK_BYTES),
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        if self.buffer.len() + bytes.len() > BLOCK_BYTES {
-            self.flush();
-            if bytes.len() >= BLOCK_BYTES {
-                self.hasher.update(bytes);
-                return;
-            }
-        }
-        self.buffer.extend_from_slice(bytes);
-    }
-
-    fn push_len(&mut self, n: usize) {
-        self.push(&(n as u64).to_le_bytes());
-    }
-
-    /// A length-prefixed byte string.
-    fn push_bytes(&mut self, bytes: &[u8]) {
-        self.push_len(bytes.len());
-        self.push(bytes);
-    }
-
-    fn flush(&mut self) {
-        if !self.buffer.is_empty() {
-            self.hasher.update(&self.buffer);
-            self.buffer.clear();
-        }
-    }
-}
-
-impl Drop for Feed<'_> {
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
-/// Feeds the bits of a bitmap (from its logical start, so a sliced bitmap hashes like a fresh
-/// one), optionally and-ed with `mask`, 64 at a time; bits past the end are zero.
-fn hash_bits(hasher: &mut Xxh3, bits: &Bitmap, mask: Option<&Bitmap>) {
-    let mut feed = Feed::new(hasher);
-    feed.push_len(bits.len());
-    let mut words = bits.fast_iter_u64();
-    match mask {
-        None => {
-            for word in words.by_ref() {
-                feed.push(&word.to_le_bytes());
-            }
-            let (rest, _) = words.remainder();
-            feed.push(&rest[0].to_le_bytes());
-            feed.push(&rest[1].to_le_bytes());
-        }
-        Some(mask) => {
-            debug_assert_eq!(mask.len(), bits.len());
-            let mut masks = mask.fast_iter_u64();
-            for (word, m) in words.by_ref().zip(masks.by_ref()) {
-                feed.push(&(word & m).to_le_bytes());
-            }
-            let (rest, _) = words.remainder();
-            let (rest_mask, _) = masks.remainder();
-            feed.push(&(rest[0] & rest_mask[0]).to_le_bytes());
-            feed.push(&(rest[1] & rest_mask[1]).to_le_bytes());
-        }
-    }
-}
-
-fn downcast<T: 'static>(array: &dyn Array) -> Result<&T, String> {
-    array
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| format!("an unexpected array for {:?}", array.dtype()))
-}
-
-/// Feeds one Arrow array: its length, which slots are null, then its values by content.
-/// `Err` names what cannot be hashed (a union, a 16-bit float).
-fn hash_array(hasher: &mut Xxh3, array: &dyn Array) -> Result<(), String> {
-    let len = array.len();
-    hasher.update(&(len as u64).to_le_bytes());
-    let validity = array.validity().filter(|v| v.unset_bits() > 0);
-    match validity {
-        Some(bits) => {
-            hasher.update(b"v1");
-            hash_bits(hasher, bits, None);
-        }
-        None => hasher.update(b"v0"),
-    }
-    match array.dtype().to_physical_type() {
-        PhysicalType::Null => {}
-        PhysicalType::Boolean => {
-            hash_bits(hasher, downcast::<BooleanArray>(array)?.values(), validity);
-        }
-        PhysicalType::Primitive(primitive) => {
-            hash_primitive_array(hasher, array, primitive, validity)?;
-        }
-        PhysicalType::Utf8View => {
-            let array = downcast::<Utf8ViewArray>(array)?;
-            let mut feed = Feed::new(hasher);
-            for value in array.iter().flatten() {
-                feed.push_bytes(value.as_bytes());
-            }
-        }
-        PhysicalType::BinaryView => {
-            let array = downcast::<BinaryViewArray>(array)?;
-            let mut feed = Feed::new(hasher);
-            for value in array.iter().flatten() {
-                feed.push_bytes(value);
-            }
-        }
-        PhysicalType::Utf8 => hash_utf8::<i32>(hasher, array)?,
-        PhysicalType::LargeUtf8 => hash_utf8::<i64>(hasher, array)?,
-        PhysicalType::Binary => hash_binary::<i32>(hasher, array)?,
-        PhysicalType::LargeBinary => hash_binary::<i64>(hasher, array)?,
-        PhysicalType::FixedSizeBinary => {
-            let array = downcast::<FixedSizeBinaryArray>(array)?;
-            let mut feed = Feed::new(hasher);
-            for value in array.iter().flatten() {
-                feed.push(value);
-            }
-        }
-        PhysicalType::List => hash_list::<i32>(hasher, array)?,
-        PhysicalType::LargeList => hash_list::<i64>(hasher, array)?,
-        PhysicalType::FixedSizeList => {
-            let array = downcast::<FixedSizeListArray>(array)?;
-            hasher.update(&(array.size() as u64).to_le_bytes());
-            let values = array.values();
-            let wanted = len * array.size();
-            if values.len() == wanted {
-                hash_array(hasher, values.as_ref())?;
-            } else {
-                hash_array(hasher, values.sliced(0, wanted).as_ref())?;
-            }
-        }
-        PhysicalType::Struct => {
-            let array = downcast::<StructArray>(array)?;
-            hasher.update(&(array.values().len() as u64).to_le_bytes());
-            for field in array.values() {
-                if field.len() == len {
-                    hash_array(hasher, field.as_ref())?;
-                } else {
-                    hash_array(hasher, field.sliced(0, len).as_ref())?;
-                }
-            }
-        }
-        PhysicalType::Map => {
-            let array = downcast::<MapArray>(array)?;
-            hash_offsets_and_child(hasher, array.offsets().as_slice(), array.field().as_ref())?;
-        }
-        PhysicalType::Dictionary(key) => {
-            polars_arrow::match_integer_type!(key, |$T| hash_dictionary::<$T>(hasher, array))?;
-        }
-        PhysicalType::Union => return Err("a union".to_string()),
-    }
-    Ok(())
-}
-
-fn hash_primitive_array(
-    hasher: &mut Xxh3,
-    array: &dyn Array,
-    primitive: PrimitiveType,
-    validity: Option<&Bitmap>,
-) -> Result<(), String> {
-    macro_rules! go {
-        ($t:ty) => {
-            hash_primitive::<$t>(hasher, downcast::<PrimitiveArray<$t>>(array)?, validity)
-        };
-    }
-    match primitive {
-        PrimitiveType::Int8 => go!(i8),
-        PrimitiveType::Int16 => go!(i16),
-        PrimitiveType::Int32 => go!(i32),
-        PrimitiveType::Int64 => go!(i64),
-        PrimitiveType::Int128 => go!(i128),
-        PrimitiveType::Int256 => go!(i256),
-        PrimitiveType::UInt8 => go!(u8),
-        PrimitiveType::UInt16 => go!(u16),
-        PrimitiveType::UInt32 => go!(u32),
-        PrimitiveType::UInt64 => go!(u64),
-        PrimitiveType::UInt128 => go!(u128),
-        PrimitiveType::Float32 => go!(f32),
-        PrimitiveType::Float64 => go!(f64),
-        PrimitiveType::DaysMs => go!(days_ms),
-        PrimitiveType::MonthDayNano => go!(months_days_ns),
-        other => return Err(format!("values of type {other:?}")),
-    }
-    Ok(())
-}
-
-/// Numbers: the raw little-endian buffer, straight from polars' memory when there are no
-/// nulls; with nulls, copied in blocks with the null slots zeroed.
-fn hash_primitive<T: NativeType>(
-    hasher: &mut Xxh3,
-    array: &PrimitiveArray<T>,
-    validity: Option<&Bitmap>,
-) {
-    let values: &[T] = array.values();
-    let Some(validity) = validity else {
-        hash_native(hasher, values);
-        return;
-    };
-    let block_len = (BLOCK_BYTES / size_of::<T>().max(1)).max(1);
-    let mut block: Vec<T> = Vec::with_capacity(block_len.min(values.len()));
-    let mut valid = validity.iter();
-    for chunk in values.chunks(block_len) {
-        block.clear();
-        block.extend(
-            chunk
-                .iter()
-                .zip(valid.by_ref())
-                .map(|(v, ok)| if ok { *v } else { T::default() }),
-        );
-        hash_native(hasher, &block);
-    }
-}
-
-fn hash_native<T: NativeType>(hasher: &mut Xxh3, values: &[T]) {
-    if cfg!(target_endian = "little") {
-        hasher.update(bytemuck::cast_slice(values));
-    } else {
-        let mut feed = Feed::new(hasher);
-        for v in values {
-            feed.push(v.to_le_bytes().as_ref());
-        }
-    }
-}
-
-fn hash_utf8<O: Offset>(hasher: &mut Xxh3, array: &dyn Array) -> Result<(), String> {
-    let array = downcast::<Utf8Array<O>>(array)?;
-    let mut feed = Feed::new(hasher);
-    for value in array.iter().flatten() {
-        feed.push_bytes(value.as_bytes());
-    }
-    Ok(())
-}
-
-fn hash_binary<O: Offset>(hasher: &mut Xxh3, array: &dyn Array) -> Result<(), String> {
-    let array = downcast::<BinaryArray<O>>(array)?;
-    let mut feed = Feed::new(hasher);
-    for value in array.iter().flatten() {
-        feed.push_bytes(value);
-    }
-    Ok(())
-}
-
-fn hash_list<O: Offset>(hasher: &mut Xxh3, array: &dyn Array) -> Result<(), String> {
-    let array = downcast::<ListArray<O>>(array)?;
-    hash_offsets_and_child(hasher, array.offsets().as_slice(), array.values().as_ref())
-}
-
-/// A list-like array: every slot's length (not the raw offsets, so a sliced list hashes like
-/// a fresh one), then the child's values in the range the slots cover.
-fn hash_offsets_and_child<O: Offset>(
-    hasher: &mut Xxh3,
-    offsets: &[O],
-    child: &dyn Array,
-) -> Result<(), String> {
-    {
-        let mut feed = Feed::new(hasher);
-        for pair in offsets.windows(2) {
-            feed.push_len(pair[1].to_usize() - pair[0].to_usize());
-        }
-    }
-    let start = offsets.first().map_or(0, |o| o.to_usize());
-    let end = offsets.last().map_or(0, |o| o.to_usize());
-    if start == 0 && end == child.len() {
-        hash_array(hasher, child)
-    } else {
-        hash_array(hasher, child.sliced(start, end - start).as_ref())
-    }
-}
-
-/// Categoricals: each slot hashes as its dictionary value's digest, so the codes (which depend
-/// on a process's category mapping) never matter. Digests are computed only for values in use.
-fn hash_dictionary<K: DictionaryKey>(hasher: &mut Xxh3, array: &dyn Array) -> Result<(), String> {
-    let array = downcast::<DictionaryArray<K>>(array)?;
-    let values = array.values();
-    let mut digests: Vec<Option<u128>> = vec![None; values.len()];
-    let mut feed = Feed::new(hasher);
-    for key in array.keys_iter().flatten() {
-        let digest = match digests.get(key).copied().flatten() {
-            Some(d) => d,
-            None => {
-                if key >= values.len() {
-                    return Err("a dictionary key out of range".to_string());
-                }
-                let mut one = Xxh3::new();
-                hash_array(&mut one, values.sliced(key, 1).as_ref())?;
-                let d = one.digest128();
-                digests[key] = Some(d);
-                d
-            }
-        };
-        feed.push(&digest.to_le_bytes());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use polars::prelude::*;
     use polars_arrow::array::PrimitiveArray;
     use polars_arrow::bitmap::Bitmap;
 
-    use super::{Dynamic, Frame, digest};
+    use xxhash_rust::xxh3::Xxh3;
+
+    use super::{Dynamic, Frame, digest, hash_frame_with, series_digest};
     use crate::data::SqliteConnection;
 
     #[test]
@@ -946,4 +656,298 @@ mod tests {
     }
 
     const STABLE_DIGEST: &str = "7d6e3569cbef381c9cde549903ca9704";
+
+    /// The digest computed from scratch, without the table of remembered column digests.
+    fn uncached(df: &DataFrame) -> u128 {
+        let mut hasher = Xxh3::new();
+        hash_frame_with(&mut hasher, &Frame(df.clone()), series_digest).unwrap();
+        hasher.digest128()
+    }
+
+    /// Numbers, numbers with nulls, strings with nulls, booleans with nulls: big enough for
+    /// the table of remembered digests.
+    fn mixed(n: usize, seed: u64) -> DataFrame {
+        let a: Vec<f64> = (0..n as u64)
+            .map(|i| (i.wrapping_mul(seed | 1) % 997) as f64 / 7.0)
+            .collect();
+        let b: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i % 13 != 0).then_some(i * seed as i64))
+            .collect();
+        let s: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 17 != 0).then(|| format!("row {i} of {seed}")))
+            .collect();
+        let t: Vec<Option<bool>> = (0..n)
+            .map(|i| (i % 19 != 0).then_some(i % 3 == 0))
+            .collect();
+        df!("a" => a, "b" => b, "s" => s, "t" => t).unwrap()
+    }
+
+    fn rows(df: &DataFrame, start: usize, end: usize) -> DataFrame {
+        // A gather: the same rows in new buffers.
+        let idx = IdxCa::from_vec("".into(), (start..end).map(|i| i as IdxSize).collect());
+        df.take(&idx).unwrap()
+    }
+
+    #[test]
+    fn a_repeat_digest_is_equal_and_matches_a_fresh_hash() {
+        let df = mixed(40_000, 3);
+        let first = frame_digest(df.clone());
+        assert_eq!(frame_digest(df.clone()), first);
+        assert_eq!(uncached(&df), first);
+        assert_eq!(super::frame_digest(&Frame(df.clone())).unwrap(), first);
+        assert_eq!(
+            frame_digest(mixed(40_000, 3)),
+            first,
+            "the same content in new buffers"
+        );
+        assert_ne!(frame_digest(mixed(40_000, 5)), first);
+        assert_ne!(frame_digest(mixed(40_001, 3)), first);
+    }
+
+    #[test]
+    fn a_new_frame_with_a_changed_column_hashes_differently() {
+        let df = mixed(40_000, 3);
+        let first = frame_digest(df.clone());
+        let mut a: Vec<f64> = df
+            .column("a")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        a[31_337] += 1.0;
+        let mut changed = df.clone();
+        changed.with_column(Column::new("a".into(), a)).unwrap();
+        let digest = frame_digest(changed.clone());
+        assert_ne!(digest, first);
+        assert_eq!(digest, uncached(&changed));
+        assert_eq!(frame_digest(df.clone()), first, "the original is unchanged");
+        // A null where a value was, and a value where a null was.
+        let b: Vec<Option<i64>> = df.column("b").unwrap().i64().unwrap().iter().collect();
+        let mut nulled = b.clone();
+        nulled[1] = None;
+        let mut filled = b;
+        filled[13] = Some(0);
+        for b in [nulled, filled] {
+            let mut other = df.clone();
+            other.with_column(Column::new("b".into(), b)).unwrap();
+            assert_ne!(frame_digest(other.clone()), first);
+            assert_eq!(frame_digest(other.clone()), uncached(&other));
+        }
+        // Names and order are part of a frame.
+        let mut renamed = df.clone();
+        renamed.rename("a", "z".into()).unwrap();
+        assert_ne!(frame_digest(renamed), first);
+        assert_ne!(
+            frame_digest(df.select(["b", "a", "s", "t"]).unwrap()),
+            first
+        );
+    }
+
+    #[test]
+    fn big_slices_hash_like_the_same_rows_built_fresh() {
+        let df = mixed(60_000, 7);
+        for (start, len) in [(12_345, 30_000), (3, 50_001), (64, 4096), (0, 59_999)] {
+            let sliced = df.slice(start as i64, len);
+            let fresh = rows(&df, start, start + len);
+            assert!(fresh.equals_missing(&sliced));
+            assert_eq!(frame_digest(sliced.clone()), frame_digest(fresh.clone()));
+            assert_eq!(frame_digest(sliced.clone()), uncached(&fresh));
+            assert_ne!(
+                frame_digest(sliced),
+                frame_digest(df.slice(start as i64 + 1, len))
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_columns_hash_like_rechunked_ones() {
+        let df = mixed(50_000, 11);
+        let whole = frame_digest(df.clone());
+        for cuts in [
+            vec![1],
+            vec![8_191],
+            vec![25_000],
+            vec![49_999],
+            vec![100, 200, 30_000],
+        ] {
+            let mut stacked = df.slice(0, cuts[0]);
+            let mut bounds = cuts.clone();
+            bounds.push(50_000);
+            for pair in bounds.windows(2) {
+                stacked
+                    .vstack_mut(&df.slice(pair[0] as i64, pair[1] - pair[0]))
+                    .unwrap();
+            }
+            let chunks = stacked
+                .column("s")
+                .unwrap()
+                .as_materialized_series()
+                .n_chunks();
+            assert_eq!(chunks, cuts.len() + 1);
+            assert_eq!(frame_digest(stacked.clone()), whole, "cuts at {cuts:?}");
+            assert_eq!(frame_digest(stacked.clone()), whole, "again, remembered");
+            assert_eq!(uncached(&stacked), whole);
+            let mut rechunked = stacked.clone();
+            rechunked.rechunk_mut();
+            assert_eq!(frame_digest(rechunked), whole);
+        }
+    }
+
+    #[test]
+    fn garbage_under_nulls_never_counts_in_big_columns() {
+        let n = 20_000;
+        let validity = Bitmap::from_iter((0..n).map(|i| i % 5 != 0));
+        let frame = |garbage: i64| {
+            let values: Vec<i64> = (0..n as i64)
+                .map(|i| if i % 5 == 0 { garbage * i } else { i })
+                .collect();
+            let array = PrimitiveArray::<i64>::new(
+                polars_arrow::datatypes::ArrowDataType::Int64,
+                values.into(),
+                Some(validity.clone()),
+            );
+            let s = Series::from_arrow("x".into(), array.boxed()).unwrap();
+            DataFrame::new(n, vec![s.into_column()]).unwrap()
+        };
+        assert_eq!(frame_digest(frame(0)), frame_digest(frame(7)));
+        assert_eq!(frame_digest(frame(0)), uncached(&frame(3)));
+        // Without the nulls, those values count.
+        let plain = |garbage: i64| {
+            let values: Vec<i64> = (0..n as i64)
+                .map(|i| if i % 5 == 0 { garbage * i } else { i })
+                .collect();
+            df!("x" => values).unwrap()
+        };
+        assert_ne!(frame_digest(plain(0)), frame_digest(plain(7)));
+        assert_ne!(frame_digest(plain(0)), frame_digest(frame(0)));
+    }
+
+    fn nested_frame(n: usize, bump: Option<usize>) -> DataFrame {
+        let lists: Vec<Vec<i64>> = (0..n)
+            .map(|i| {
+                let mut l = vec![i as i64; i % 4];
+                if bump == Some(i) && !l.is_empty() {
+                    l[0] += 1;
+                }
+                l
+            })
+            .collect();
+        let list = list_column("l", &lists);
+        let ids = Series::new(
+            "id".into(),
+            (0..n as i64)
+                .map(|i| (i % 7 != 0).then_some(i))
+                .collect::<Vec<_>>(),
+        );
+        let names = Series::new(
+            "name".into(),
+            (0..n).map(|i| format!("n{}", i % 50)).collect::<Vec<_>>(),
+        );
+        let st = StructChunked::from_series("st".into(), n, [ids, names].iter())
+            .unwrap()
+            .into_series()
+            .into_column();
+        let triples: Vec<Vec<i64>> = (0..n).map(|i| vec![i as i64, 1, 2]).collect();
+        let arr = list_column("arr", &triples)
+            .cast(&DataType::Array(Box::new(DataType::Int64), 3))
+            .unwrap();
+        DataFrame::new(n, vec![list, st, arr]).unwrap()
+    }
+
+    #[test]
+    fn nested_columns_hash_by_content_in_any_layout() {
+        let n = 6000;
+        let df = nested_frame(n, None);
+        let whole = frame_digest(df.clone());
+        assert_eq!(frame_digest(df.clone()), whole);
+        assert_eq!(uncached(&df), whole);
+        assert_eq!(frame_digest(nested_frame(n, None)), whole);
+        assert_ne!(frame_digest(nested_frame(n, Some(4242))), whole);
+        let mut stacked = df.slice(0, 1001);
+        stacked.vstack_mut(&df.slice(1001, n - 1001)).unwrap();
+        assert_eq!(frame_digest(stacked), whole);
+        let sliced = df.slice(333, 4000);
+        assert_eq!(frame_digest(sliced), frame_digest(rows(&df, 333, 4333)));
+        // A list and an array of the same numbers are different types.
+        let as_list = df
+            .clone()
+            .with_column(
+                df.column("arr")
+                    .unwrap()
+                    .cast(&DataType::List(Box::new(DataType::Int64)))
+                    .unwrap(),
+            )
+            .unwrap()
+            .clone();
+        assert_ne!(frame_digest(as_list), whole);
+    }
+
+    #[test]
+    fn temporal_decimal_and_wide_types_are_part_of_the_digest() {
+        let ints = Series::new("x".into(), (0..5000i64).collect::<Vec<_>>());
+        let cast = |dtype: &DataType| {
+            DataFrame::new(5000, vec![ints.cast(dtype).unwrap().into_column()]).unwrap()
+        };
+        let paris = TimeZone::opt_try_new(Some("Europe/Paris")).unwrap();
+        let dtypes = [
+            DataType::Int64,
+            DataType::Int128,
+            DataType::Datetime(TimeUnit::Nanoseconds, None),
+            DataType::Datetime(TimeUnit::Microseconds, None),
+            DataType::Datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)),
+            DataType::Datetime(TimeUnit::Nanoseconds, paris),
+            DataType::Duration(TimeUnit::Nanoseconds),
+            DataType::Duration(TimeUnit::Milliseconds),
+            DataType::Time,
+            DataType::Decimal(20, 2),
+            DataType::Decimal(20, 3),
+            DataType::Float64,
+        ];
+        let digests: Vec<u128> = dtypes.iter().map(|d| frame_digest(cast(d))).collect();
+        for i in 0..digests.len() {
+            assert_eq!(digests[i], uncached(&cast(&dtypes[i])), "{}", dtypes[i]);
+            for j in 0..i {
+                assert_ne!(digests[i], digests[j], "{} vs {}", dtypes[i], dtypes[j]);
+            }
+        }
+        // Values count in each of them.
+        let shifted = Series::new("x".into(), (1..5001i64).collect::<Vec<_>>());
+        for dtype in &dtypes {
+            let other =
+                DataFrame::new(5000, vec![shifted.cast(dtype).unwrap().into_column()]).unwrap();
+            assert_ne!(frame_digest(other), frame_digest(cast(dtype)), "{dtype}");
+        }
+    }
+
+    #[test]
+    fn big_categoricals_hash_by_value_in_any_layout() {
+        let n = 30_000;
+        let words: Vec<String> = (0..n).map(|i| format!("w{}", (i * 7) % 300)).collect();
+        let strings = Series::new("c".into(), &words);
+        let cat = DataType::from_categories(Categories::global());
+        let df = DataFrame::new(n, vec![strings.cast(&cat).unwrap().into_column()]).unwrap();
+        let whole = frame_digest(df.clone());
+        assert_eq!(frame_digest(df.clone()), whole);
+        assert_eq!(uncached(&df), whole);
+        let mut stacked = df.slice(0, 777);
+        stacked.vstack_mut(&df.slice(777, n - 777)).unwrap();
+        assert_eq!(frame_digest(stacked), whole);
+        let mut other = words.clone();
+        other[12_345] = "w-new".to_string();
+        let other = DataFrame::new(
+            n,
+            vec![
+                Series::new("c".into(), &other)
+                    .cast(&cat)
+                    .unwrap()
+                    .into_column(),
+            ],
+        )
+        .unwrap();
+        assert_ne!(frame_digest(other), whole);
+        // As strings: another dtype.
+        let as_strings = DataFrame::new(n, vec![strings.into_column()]).unwrap();
+        assert_ne!(frame_digest(as_strings), whole);
+    }
 }

@@ -2,12 +2,14 @@
 //! process-wide registry with its policies and event log, and disk persistence.
 
 pub mod annotation;
+pub mod buffer_digests;
 pub mod clock;
+mod column_digest;
 pub mod events;
 pub mod files;
 pub mod front;
 pub mod key;
-pub mod persist;
+pub(crate) mod persist;
 pub mod registry;
 pub mod resource;
 pub mod size;
