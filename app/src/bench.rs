@@ -65,6 +65,13 @@ pub enum Bench {
         #[arg(long)]
         store: Option<String>,
     },
+    /// A cached fn taking an N-row frame (4 f64 columns): the first call with a new frame,
+    /// then calls with the same, unchanged frame (what a slider move costs).
+    Arg {
+        /// Rows, e.g. 10000000 or 1e7 (repeatable).
+        #[arg(long, value_parser = parse_rows, required = true)]
+        rows: Vec<usize>,
+    },
     /// Engine time of a rerun of an N-cell notebook where every cell hits the cell cache.
     Rerun {
         /// Cells in the notebook.
@@ -94,6 +101,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Bench::Persist { rows } => bench_persist(&rows),
         Bench::PersistChild { rows, dir, store } => persist_child(rows, &dir, store.as_deref()),
         Bench::Shared { rows, store } => bench_shared(&rows, &store),
+        Bench::Arg { rows } => bench_arg(&rows),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +188,68 @@ write(hits[1]);
             runtime.cache().clear_all();
         }
         frames.lock().take();
+    }
+    Ok(())
+}
+
+/// Prints `rows,first_s,hit_s` like `shared/bench/streamlit_arg_bench.py`: `top(df, 3)` with
+/// a frame it has never seen (hash, compute, store), then the median of 3 calls with the same,
+/// unchanged frame (hash, lookup). On stderr: the first hash alone of another new frame of the
+/// same size, in GB/s.
+fn bench_arg(rows: &[usize]) -> Result<(), String> {
+    println!("rows,first_s,hit_s");
+    for &n in rows {
+        let frames: Arc<Mutex<Option<Frame>>> = Arc::new(Mutex::new(Some(random_frame(n))));
+        let mut runtime = runtime();
+        let source = frames.clone();
+        // The frame exists before the timed calls, like `df` in the Streamlit script.
+        runtime
+            .engine_mut()
+            .register_fn("bench_frame", move |_n: i64| {
+                source.lock().clone().unwrap_or_default()
+            });
+        runtime.declare_effect("bench_frame", Effect::Pure);
+        let text = format!(
+            r#"
+@cache_data(show_spinner = false)
+fn top(df, k) {{ df.head(k) }}
+let df = bench_frame({n});
+let t = perf_counter();
+top(df, 3);
+let first = perf_counter() - t;
+let hits = [];
+for i in 0..3 {{
+    let t = perf_counter();
+    top(df, 3);
+    hits.push(perf_counter() - t);
+}}
+hits.sort();
+write(first);
+write(hits[1]);
+"#
+        );
+        let out = run_notebook(&runtime, &text)?;
+        let [first, hit] = [&out[0], &out[1]].map(|s| s.parse::<f64>().unwrap_or(f64::NAN));
+        println!("{n},{first:.6},{hit:.6}");
+        runtime.cache().clear_all();
+        frames.lock().take();
+        drop(runtime);
+
+        let fresh = random_frame(n);
+        let bytes = fresh.0.estimated_size();
+        // Frees the frames above now, not inside the timed hash.
+        cellar_engine::cache::buffer_digests::sweep();
+        let start = std::time::Instant::now();
+        cellar_engine::cache::key::frame_digest(&fresh).map_err(|u| u.type_name)?;
+        let hash_s = start.elapsed().as_secs_f64();
+        eprintln!(
+            "rows {n}: first hash of {:.1} MB in {hash_s:.6} s = {:.1} GB/s",
+            bytes as f64 / 1e6,
+            bytes as f64 / hash_s / 1e9
+        );
+        // Gone before the next size is timed, as `df` is in the Streamlit script.
+        drop(fresh);
+        cellar_engine::cache::buffer_digests::sweep();
     }
     Ok(())
 }
