@@ -25,6 +25,7 @@ use parking_lot::RwLock;
 use super::events::{CallOutcome, MissReason, RemovalCause};
 use super::files::FileRead;
 use super::persist::{self, ReadError};
+pub use super::persist::Summary;
 use super::registry::{Begin, CacheRegistry, CallKey, FunctionPolicy, StoredValue};
 use super::store::{SharedStore, StoreError};
 use super::{CacheKind, CachedValue};
@@ -686,7 +687,7 @@ pub struct FolderEntry {
     pub bytes: u64,
     /// The cached fn's name, what the value is and when it was computed; `Err` says why the
     /// file cannot be read.
-    pub summary: Result<persist::Summary, String>,
+    pub summary: Result<Summary, String>,
 }
 
 /// The entry files of the cache folder `dir`.

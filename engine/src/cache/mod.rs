@@ -9,7 +9,7 @@ pub mod events;
 pub mod files;
 pub mod front;
 pub mod key;
-pub mod persist;
+pub(crate) mod persist;
 pub mod registry;
 pub mod resource;
 pub mod size;

@@ -364,13 +364,8 @@ impl Encoded {
     }
 
     /// Total bytes.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.parts().map(<[u8]>::len).sum()
-    }
-
-    /// Whether it is empty (never: the header is always there).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The whole entry as one buffer (for the shared store).
@@ -426,7 +421,9 @@ pub fn encode(
     })
 }
 
-/// Writes an entry atomically.
+/// Writes an entry atomically (the front encodes with the fn's name and writes with
+/// [`write_encoded`]; tests write unnamed entries this way).
+#[cfg(test)]
 pub fn write(
     path: &Path,
     created: Duration,

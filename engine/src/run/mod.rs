@@ -583,6 +583,9 @@ impl Runtime {
         session.state = scope.get_value::<rhai::Map>("state").unwrap_or_default();
         session.runs += 1;
         report.duration = started.elapsed();
+        // Frames this run dropped are not kept alive by their remembered digests. Measured
+        // before, so a rerun's engine time is the notebook's, not this housekeeping's.
+        crate::cache::buffer_digests::sweep();
         report
     }
 
