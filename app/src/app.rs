@@ -305,6 +305,8 @@ impl NotebookApp {
     }
 
     fn run_tab(&mut self, tab: usize) {
+        // Cells deleted, or whose identity went with their code, leave the cache panel.
+        self.runtime.retain_cells_of(&self.notebook);
         let request = RunRequest {
             runtime: &self.runtime,
             notebook: &self.notebook,

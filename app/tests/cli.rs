@@ -349,7 +349,7 @@ fn a_second_run_of_the_tour_serves_every_cell_from_the_cell_cache() {
         .collect();
     assert_eq!(stats[1]["cells_hit"], 6);
     assert_eq!(
-        stats[1]["functions"]["cell 2 (A first look)"]["kind"],
+        stats[1]["functions"]["cell \"A first look\""]["kind"],
         "cell"
     );
 }

@@ -347,6 +347,77 @@ fn cells_can_be_added_moved_renamed_and_deleted() {
     );
 }
 
+/// The names of the cells that have entries in the cache, sorted.
+fn cell_rows(harness: &Harness<'static, NotebookApp>) -> Vec<String> {
+    let mut rows: Vec<String> = harness
+        .state()
+        .runtime()
+        .cache()
+        .entries()
+        .into_iter()
+        .filter(|e| e.kind == cellar_engine::cache::CacheKind::Cell)
+        .map(|e| e.function)
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn statuses(harness: &Harness<'static, NotebookApp>) -> Vec<String> {
+    (0..harness.state().notebook().cells.len())
+        .map(|i| {
+            harness
+                .state()
+                .report(i)
+                .map_or("none".to_string(), |r| r.status.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_cell_inserted_or_deleted_leaves_the_other_cells_served_from_the_cache() {
+    let mut harness = harness_on(
+        "insert.rhai",
+        "// %% One\nlet a = 1;\nwrite(a);\n// %% Two\nwrite(a + 1);\n// %% Three\nwrite(a + 2);\n",
+    );
+    assert_eq!(cell_rows(&harness).len(), 3);
+    // ➕ on the first cell inserts an empty cell below it; the rerun serves every other
+    // cell from the cache (they kept their identity), and only the new cell runs.
+    harness
+        .get_all_by_label("Insert a cell below")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(
+        statuses(&harness),
+        ["hit", "miss (first run)", "hit", "hit"]
+    );
+    assert_eq!(harness.query_all_by_label("cache hit").count(), 3);
+    harness.get_by_label("2");
+    harness.get_by_label("3");
+    // One row per cell: none left behind under the old positions.
+    assert_eq!(cell_rows(&harness).len(), 4);
+    // Deleting "Two": the rerun still serves "Three", and "Two"'s row leaves the cache.
+    harness
+        .get_all_by_label("Delete cell")
+        .nth(2)
+        .unwrap()
+        .click();
+    harness.run_ok();
+    harness.get_by_label("Delete").click();
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(statuses(&harness), ["hit", "hit", "hit"]);
+    let rows = cell_rows(&harness);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(!rows.contains(&"cell \"Two\"".to_string()), "{rows:?}");
+}
+
 #[test]
 fn c_clears_the_caches_after_a_confirmation() {
     let mut harness = harness(NotebookApp::open(&tour_path()).unwrap());

@@ -216,6 +216,53 @@ impl Notebook {
         write_atomically(path, self.to_text().as_bytes())
     }
 
+    /// Each cell's identity in the cell cache, in cell order: the name its entries, traces
+    /// and counters go by. It never holds the cell's index, so a cell keeps its entries when
+    /// cells around it are added, moved or deleted (the index is for display only):
+    ///
+    /// - a cell whose title no other cell has: `cell "Load data"` (editing its code keeps
+    ///   the name, so the edit reads as `code changed`);
+    /// - an untitled cell, or one of several with the same title: its title and a digest of
+    ///   its code, `cell #1a2b3c4d` or `cell "Plot" #1a2b3c4d`;
+    /// - cells that would still share a name (the same title and the same code) are told
+    ///   apart by their order among themselves: `cell #1a2b3c4d (2)`.
+    ///
+    /// A name is only a name: whether an entry may be served is decided by the cell's code
+    /// and everything it read, checked again on every run, so two cells that swap names
+    /// cause misses, never wrong outputs. Nothing of this is written to the file.
+    pub fn cell_keys(&self) -> Vec<String> {
+        let mut titles: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for cell in &self.cells {
+            *titles.entry(cell.title.as_str()).or_default() += 1;
+        }
+        let mut given: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        self.cells
+            .iter()
+            .map(|cell| {
+                let unique_title = !cell.title.is_empty() && titles[cell.title.as_str()] == 1;
+                let base = if unique_title {
+                    format!("cell \"{}\"", cell.title)
+                } else {
+                    // Blank lines around the code do not make it another cell.
+                    let digest = xxhash_rust::xxh3::xxh3_64(cell.source.trim().as_bytes());
+                    let short = format!("{:08x}", digest >> 32);
+                    if cell.title.is_empty() {
+                        format!("cell #{short}")
+                    } else {
+                        format!("cell \"{}\" #{short}", cell.title)
+                    }
+                };
+                let seen = given.entry(base.clone()).or_default();
+                *seen += 1;
+                if *seen == 1 {
+                    base
+                } else {
+                    format!("{base} ({seen})")
+                }
+            })
+            .collect()
+    }
+
     /// Index of the cell that holds file line `line` (1-based); a marker line belongs to the
     /// cell it starts.
     pub fn cell_at_line(&self, line: usize) -> Option<usize> {
@@ -370,6 +417,38 @@ mod tests {
         assert_eq!(nb.cells[0].source, "write(1);\r\n");
         nb.save(&path).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn cell_keys_stay_when_cells_around_them_change() {
+        let nb = Notebook::parse(
+            "// %% Load\nlet x = 1;\n// %%\nwrite(x);\n// %% Plot\nwrite(1);\n// %% Plot\nwrite(2);\n",
+        );
+        let keys = nb.cell_keys();
+        assert_eq!(keys[0], "cell \"Load\"");
+        assert!(keys[1].starts_with("cell #"), "{keys:?}");
+        assert!(keys[2].starts_with("cell \"Plot\" #"), "{keys:?}");
+        assert_ne!(keys[2], keys[3]);
+        // Insert, move, delete: every other cell keeps its key.
+        let mut edited = nb.clone();
+        edited.cells.insert(1, Cell::new("", "\n"));
+        edited.cells.swap(3, 4);
+        edited.cells.remove(0);
+        let after = edited.cell_keys();
+        assert_eq!(after[1], keys[1]);
+        assert_eq!(after[2], keys[3]);
+        assert_eq!(after[3], keys[2]);
+        // Blank lines around the code (a cell saved last, then read back) keep the key.
+        let mut spaced = nb.clone();
+        spaced.cells[1].source = "\nwrite(x);\n\n".into();
+        assert_eq!(spaced.cell_keys()[1], keys[1]);
+        // The same title and code twice: told apart by their order.
+        let twins = Notebook::parse("// %%\nwrite(1);\n// %%\nwrite(1);\n").cell_keys();
+        assert_eq!(twins[1], format!("{} (2)", twins[0]));
+        // Editing a titled cell's code keeps its key.
+        let mut recoded = nb.clone();
+        recoded.cells[0].source = "let x = 2;\n".into();
+        assert_eq!(recoded.cell_keys()[0], keys[0]);
     }
 
     proptest! {

@@ -304,7 +304,7 @@ fn cell_entries_live_in_the_registry_beside_functions() {
     let stats = h.runtime.cache().stats();
     let cell = stats
         .iter()
-        .find(|s| s.name == "cell 1 (Pick)")
+        .find(|s| s.name == "cell \"Pick\"")
         .expect("the cell has registry stats");
     assert_eq!(cell.kind.name(), "cell");
     assert_eq!((cell.entries, cell.hits, cell.misses), (1, 1, 1));
@@ -313,7 +313,7 @@ fn cell_entries_live_in_the_registry_beside_functions() {
         .cache()
         .entries()
         .into_iter()
-        .find(|e| e.function == "cell 1 (Pick)")
+        .find(|e| e.function == "cell \"Pick\"")
         .unwrap();
     assert_eq!(entry.value, "defines n, picked");
     assert!(entry.parts.iter().any(|p| p.name == "widget How many"));
@@ -342,7 +342,7 @@ let h = df.height();
         .cache()
         .entries()
         .into_iter()
-        .find(|e| e.function == "cell 1 (Mutate)")
+        .find(|e| e.function == "cell \"Mutate\"")
         .unwrap();
     assert_eq!(entry.value, "defines df");
 }
@@ -354,7 +354,7 @@ fn the_event_log_says_why_each_cell_entry_was_computed() {
     h.run("A", THREE_CELLS);
     h.set_widget("A", "How many", WidgetValue::Int(3));
     h.run("A", THREE_CELLS);
-    let pick = "cell 1 (Pick)";
+    let pick = "cell \"Pick\"";
     let entries: Vec<_> = h
         .runtime
         .cache()
@@ -396,4 +396,152 @@ fn a_cell_that_draws_random_numbers_runs_every_time() {
         report.cells[0].status.to_string(),
         "not cached (calls `random()`)"
     );
+}
+
+/// The names of the cells that have entries in the cache, sorted.
+fn cell_rows(h: &Harness) -> Vec<String> {
+    let mut names: Vec<String> = h
+        .runtime
+        .cache()
+        .entries()
+        .into_iter()
+        .filter(|e| e.kind.name() == "cell")
+        .map(|e| e.function)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The notebook's cells as `// %% Title` blocks, in this order.
+fn cells_text(cells: &[(&str, &str)]) -> String {
+    cells
+        .iter()
+        .map(|(title, code)| {
+            format!(
+                "// %%{}\n{code}\n",
+                if title.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {title}")
+                }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn inserting_a_cell_above_keeps_the_cells_below_cached() {
+    let load = ("Load", "let xs = [1, 2, 3];");
+    let sum = (
+        "Sum",
+        "let total = 0;\nfor x in xs { total += x; }\nwrite(`total ${total}`);",
+    );
+    let plain = ("", "write(`count ${xs.len()}`);");
+    let mut h = Harness::default();
+    h.run("A", &cells_text(&[load, sum, plain]));
+    let rows_before = cell_rows(&h);
+    assert_eq!(rows_before.len(), 3, "{rows_before:?}");
+    // An untitled cell inserted at the top: every cell below is still served, and the cache
+    // gains one row (the new cell's), not a row per shifted index.
+    let inserted = ("", "let greeting = \"hi\";");
+    let report = h.run("A", &cells_text(&[inserted, load, sum, plain]));
+    assert_eq!(statuses(&report), ["miss (first run)", "hit", "hit", "hit"]);
+    assert_eq!(texts(&report), ["total 6", "count 3"]);
+    let rows_after = cell_rows(&h);
+    assert_eq!(rows_after.len(), 4, "{rows_after:?}");
+    assert!(rows_before.iter().all(|r| rows_after.contains(r)));
+    // One inserted in the middle, too.
+    let report = h.run(
+        "A",
+        &cells_text(&[inserted, load, ("", "write(0);"), sum, plain]),
+    );
+    assert_eq!(
+        statuses(&report),
+        ["hit", "hit", "miss (first run)", "hit", "hit"]
+    );
+}
+
+#[test]
+fn a_moved_cell_keeps_its_entry_unless_its_inputs_now_come_from_another_cell() {
+    let a = ("A", "let x = 1;");
+    let b = ("B", "let x = 1;\nlet y = 2;");
+    let reader = ("Reader", "write(`x is ${x}`);");
+    let other = ("Other", "write(`y is ${y}`);");
+    let mut h = Harness::default();
+    h.run("A", &cells_text(&[a, b, reader, other]));
+    // Other moves above Reader: both keep their entries (their inputs are unchanged).
+    let report = h.run("A", &cells_text(&[a, b, other, reader]));
+    assert_eq!(statuses(&report), ["hit", "hit", "hit", "hit"]);
+    assert_eq!(texts(&report), ["y is 2", "x is 1"]);
+    // Reader moves above B: its `x` has the same value but now comes from A. An uncached
+    // run would show the same, but the trace does not know that: it must run.
+    let report = h.run("A", &cells_text(&[a, reader, b, other]));
+    assert_eq!(
+        statuses(&report),
+        [
+            "hit",
+            "miss (variable `x` now comes from cell 0)",
+            "hit",
+            "hit"
+        ]
+    );
+    assert_eq!(texts(&report), ["x is 1", "y is 2"]);
+    // Moving it back is a hit on the entry it had there.
+    let report = h.run("A", &cells_text(&[a, b, reader, other]));
+    assert_eq!(hits(&report), [true, true, true, true]);
+    // A moved cell whose input now has another value runs with that value.
+    let report = h.run("A", &cells_text(&[("A", "let x = 5;"), reader, b, other]));
+    assert_eq!(texts(&report), ["x is 5", "y is 2"]);
+}
+
+#[test]
+fn a_deleted_cell_leaves_the_cache_and_the_cells_below_stay_cached() {
+    use cellar_engine::cache::{EventKind, RemovalCause};
+    let keep = ("Keep", "let n = 3;");
+    let doomed = ("Doomed", "write(\"doomed\");");
+    let after = ("", "write(n * 2);");
+    let mut h = Harness::default();
+    h.run("A", &cells_text(&[keep, doomed, after]));
+    let edited = cells_text(&[keep, after]);
+    // The window tells the runtime which notebook is open before each run.
+    let removed = h
+        .runtime
+        .retain_cells_of(&cellar_engine::Notebook::parse(&edited));
+    assert_eq!(removed, 1);
+    assert!(!cell_rows(&h).contains(&"cell \"Doomed\"".to_string()));
+    let events = h.runtime.cache().events_since(0);
+    assert!(events.iter().any(|e| e.function == "cell \"Doomed\""
+        && e.event == EventKind::Removed(RemovalCause::CodeChanged)));
+    let report = h.run("A", &edited);
+    assert_eq!(hits(&report), [true, true]);
+    assert_eq!(texts(&report), ["6"]);
+    assert_eq!(cell_rows(&h).len(), 2);
+}
+
+#[test]
+fn an_untitled_cell_edited_leaves_no_row_behind() {
+    let first = ("", "let a = 1;");
+    let mut h = Harness::default();
+    h.run("A", &cells_text(&[first, ("", "write(a);")]));
+    let edited = cells_text(&[first, ("", "write(a + 1);")]);
+    h.runtime
+        .retain_cells_of(&cellar_engine::Notebook::parse(&edited));
+    let report = h.run("A", &edited);
+    assert_eq!(statuses(&report), ["hit", "miss (first run)"]);
+    assert_eq!(texts(&report), ["2"]);
+    assert_eq!(cell_rows(&h).len(), 2);
+}
+
+#[test]
+fn twin_cells_with_the_same_code_are_told_apart() {
+    let twin = (
+        "",
+        "let k = if \"k\" in state { 0 } else { 1 };\nwrite(`k ${k}`);",
+    );
+    let mut h = Harness::default();
+    let text = cells_text(&[twin, ("", "let z = 1;"), twin]);
+    assert_eq!(texts(&h.run("A", &text)), ["k 1", "k 1"]);
+    let report = h.run("A", &text);
+    assert_eq!(hits(&report), [true, true, true]);
+    assert_eq!(cell_rows(&h).len(), 3);
 }

@@ -1,7 +1,9 @@
 //! The oracle that keeps caching sound: generated notebooks run as a sequence of runs with
 //! the world changing in between (widgets moved, buttons clicked, a CSV rewritten, rows
 //! inserted into SQLite through another connection, a helper's code edited, a file
-//! appearing and disappearing). Every run is done three times, by three runtimes that see
+//! appearing and disappearing, cells moved, deleted and copied: a cell keeps its cache entry
+//! when cells around it change, so a moved cell must never be served what it showed where
+//! it was). Every run is done three times, by three runtimes that see
 //! the same world: with the cell cache, with `--no-cell-cache`, and with every cache
 //! annotation stripped. Outputs and variables (each written with its type by a last cell)
 //! must be equal run by run.
@@ -80,6 +82,13 @@ enum Change {
     InsertRows(u8),
     EditHelper(i64),
     ToggleOptional,
+    /// Moves the cell at one place in the notebook to another (modulo how many there are).
+    MoveCell(usize, usize),
+    /// Deletes a cell (never the last one).
+    DeleteCell(usize),
+    /// Inserts, at the first place, a copy of the cell at the second (the same title and
+    /// code: it defines the same variable again).
+    CopyCell(usize, usize),
     Nothing,
 }
 
@@ -119,13 +128,36 @@ fn change() -> impl Strategy<Value = Change> {
         (1u8..3).prop_map(Change::InsertRows),
         (0i64..5).prop_map(Change::EditHelper),
         Just(Change::ToggleOptional),
+        (0usize..8, 0usize..8).prop_map(|(from, to)| Change::MoveCell(from, to)),
+        (0usize..8).prop_map(Change::DeleteCell),
+        (0usize..8, 0usize..8).prop_map(|(at, of)| Change::CopyCell(at, of)),
         Just(Change::Nothing),
     ]
 }
 
+/// Applies a change of the notebook's layout: `layout` lists the generated cells (by their
+/// index) in the order the notebook has them.
+fn change_layout(layout: &mut Vec<usize>, change: &Change) {
+    match *change {
+        Change::MoveCell(from, to) if !layout.is_empty() => {
+            let cell = layout.remove(from % layout.len());
+            layout.insert(to % (layout.len() + 1), cell);
+        }
+        Change::DeleteCell(at) if layout.len() > 1 => {
+            layout.remove(at % layout.len());
+        }
+        Change::CopyCell(at, of) if !layout.is_empty() => {
+            let cell = layout[of % layout.len()];
+            layout.insert(at % (layout.len() + 1), cell);
+        }
+        _ => {}
+    }
+}
+
 /// The notebook's text: a library cell with the cached fns and the helper, the generated
-/// cells, then one cell per variable that writes its type and value.
-fn render(cells: &[CellSpec], helper_k: i64, annotated: bool) -> String {
+/// cells (their code written as if in generation order, then placed as `layout` says),
+/// then one cell per variable that writes its type and value.
+fn render(cells: &[CellSpec], layout: &[usize], helper_k: i64, annotated: bool) -> String {
     // Stripped annotations leave their line empty, so errors point at the same lines.
     let at = |annotation: &str| {
         if annotated {
@@ -155,6 +187,7 @@ fn render(cells: &[CellSpec], helper_k: i64, annotated: bool) -> String {
     let mut all: Vec<String> = Vec::new();
     // Arrays captured by closures, and the closures.
     let mut captured: Vec<(String, String)> = Vec::new();
+    let mut generated: Vec<String> = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         let var = format!("v{i}");
         let pick = |from: &usize| {
@@ -254,11 +287,14 @@ fn render(cells: &[CellSpec], helper_k: i64, annotated: bool) -> String {
             },
             _ => (code, numeric),
         };
-        text.push_str(&format!("// %% Cell {i}\n{code}\n"));
+        generated.push(format!("// %% Cell {i}\n{code}\n"));
         if numeric {
             numbers.push(var.clone());
         }
         all.push(var);
+    }
+    for &cell in layout {
+        text.push_str(&generated[cell]);
     }
     for var in &all {
         text.push_str(&format!(
@@ -337,8 +373,16 @@ impl Runner {
 
     /// The run's outputs, kind and text of every element but spinners (shown only while a
     /// cached fn computes).
-    fn run(&mut self, dir: &Path, cells: &[CellSpec], helper_k: i64) -> Vec<String> {
-        let notebook = Notebook::parse(&render(cells, helper_k, self.annotated));
+    fn run(
+        &mut self,
+        dir: &Path,
+        cells: &[CellSpec],
+        layout: &[usize],
+        helper_k: i64,
+    ) -> Vec<String> {
+        let notebook = Notebook::parse(&render(cells, layout, helper_k, self.annotated));
+        // As the window does: the cells no longer in the notebook leave the cache.
+        self.runtime.retain_cells_of(&notebook);
         let options = RunOptions {
             notebook_dir: Some(dir.to_path_buf()),
             cell_cache: self.cell_cache,
@@ -371,6 +415,7 @@ fn first_mismatch(cells: &[CellSpec], changes: &[Change]) -> Option<String> {
         runners.pop();
     }
     let mut helper_k = 0;
+    let mut layout: Vec<usize> = (0..cells.len()).collect();
     let steps = std::iter::once(&Change::Nothing).chain(changes);
     for (run, change) in steps.enumerate() {
         match change {
@@ -395,11 +440,14 @@ fn first_mismatch(cells: &[CellSpec], changes: &[Change]) -> Option<String> {
             Change::InsertRows(rows) => world.insert_rows(*rows),
             Change::EditHelper(k) => helper_k = *k,
             Change::ToggleOptional => world.toggle_optional(),
+            Change::MoveCell(..) | Change::DeleteCell(_) | Change::CopyCell(..) => {
+                change_layout(&mut layout, change)
+            }
             Change::Nothing => {}
         }
         let outputs: Vec<Vec<String>> = runners
             .iter_mut()
-            .map(|r| r.run(world.dir.path(), cells, helper_k))
+            .map(|r| r.run(world.dir.path(), cells, &layout, helper_k))
             .collect();
         let names = ["cell cache on", "--no-cell-cache", "annotations stripped"];
         for (i, other) in outputs.iter().enumerate().skip(1) {
@@ -412,7 +460,7 @@ fn first_mismatch(cells: &[CellSpec], changes: &[Change]) -> Option<String> {
                     outputs[0].join("\n  "),
                     names[i],
                     other.join("\n  "),
-                    render(cells, helper_k, true)
+                    render(cells, &layout, helper_k, true)
                 ));
             }
         }
@@ -483,6 +531,12 @@ fn every_construct_in_one_notebook() {
         Change::Nothing,
         Change::ToggleOptional,
         Change::Nothing,
+        Change::MoveCell(9, 1),
+        Change::CopyCell(3, 0),
+        Change::SetSlider(0, 2),
+        Change::DeleteCell(0),
+        Change::MoveCell(0, 14),
+        Change::Nothing,
     ];
     if let Some(mismatch) = first_mismatch(&cells, &changes) {
         panic!("{mismatch}");
@@ -549,6 +603,29 @@ fn every_sample_shows_the_same_with_and_without_the_cell_cache() {
             "{}: the cell cache changed what the notebook shows",
             path.display()
         );
+    }
+}
+
+/// Cells moved around the one that reassigns an earlier variable: a reader of that
+/// variable now gets it from another cell (the same value or not) and must run.
+#[test]
+fn cells_moved_around_a_reassignment() {
+    use CellSpec::*;
+    let cells = vec![
+        Arith { from: 0, k: 0 },
+        AssignEarlier { target: 0 },
+        Arith { from: 0, k: 1 },
+        Helper { from: 0 },
+    ];
+    let changes = vec![
+        Change::MoveCell(2, 1),
+        Change::MoveCell(1, 3),
+        Change::CopyCell(0, 1),
+        Change::DeleteCell(1),
+        Change::MoveCell(3, 0),
+    ];
+    if let Some(mismatch) = first_mismatch(&cells, &changes) {
+        panic!("{mismatch}");
     }
 }
 

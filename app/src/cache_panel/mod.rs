@@ -401,7 +401,12 @@ fn totals_ui(ui: &mut egui::Ui, stats: &[FunctionStats]) {
                     }
                 })
                 .body(|mut body| {
-                    for s in stats {
+                    // A cell with no entry left was deleted or edited away: no row of its
+                    // own (its counts stay in "All").
+                    let rows = stats
+                        .iter()
+                        .filter(|s| s.kind != CacheKind::Cell || s.entries > 0);
+                    for s in rows {
                         body.row(20.0, |mut row| {
                             row.col(|ui| {
                                 let name = RichText::new(&s.name)

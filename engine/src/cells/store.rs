@@ -13,11 +13,22 @@ use crate::widgets::WidgetValue;
 /// user tried, say. Its registry entries use the same bound.
 pub const TRACES_PER_CELL: usize = 32;
 
+/// A variable as it is now: its value's digest and the cell that defined it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VarNow<'a> {
+    /// Content digest of its value.
+    pub digest: u128,
+    /// The index of the cell that defined it (for messages).
+    pub cell: usize,
+    /// That cell's identity ([`crate::notebook::Notebook::cell_keys`]).
+    pub cell_key: &'a str,
+}
+
 /// What the checker needs to know about the present.
 pub trait CurrentInputs {
-    /// The digest of the variable now, and the cell that defined it; `None` when it is
+    /// The variable now (its digest and the cell that defined it); `None` when it is
     /// missing or has no content to compare.
-    fn var(&self, name: &str) -> Option<(u128, usize)>;
+    fn var(&self, name: &str) -> Option<VarNow<'_>>;
     /// The digest of `state` now.
     fn state(&self) -> Option<u128>;
     /// The notebook's folder, where relative paths resolve (after the working directory).
@@ -43,21 +54,49 @@ pub struct StoredTrace {
     pub code_hash: u128,
     /// What it read.
     pub reads: Vec<Read>,
-    /// The entry's key (code + reads).
+    /// For each variable it read, the identity of the cell that defined it: a variable of
+    /// the same value from another cell (the cell was moved, or a cell now in between
+    /// defines it again) is a miss.
+    pub definers: Vec<(String, String)>,
+    /// The entry's key (code + reads + definers).
     pub key: u128,
-    /// The reads alone (the registry's "same arguments" key).
+    /// The reads alone, with their definers (the registry's "same arguments" key).
     pub args_key: u128,
 }
 
 impl StoredTrace {
-    /// A trace for a cell's code and reads.
-    pub fn new(code_hash: u128, reads: Vec<Read>) -> Self {
+    /// A trace for a cell's code and reads; `definers` names, for each variable read, the
+    /// cell that defined it (see [`StoredTrace::definers`]).
+    pub fn new(code_hash: u128, reads: Vec<Read>, definers: Vec<(String, String)>) -> Self {
+        let with_definers = |hash: u128| {
+            if definers.is_empty() {
+                return hash;
+            }
+            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            hasher.update(&hash.to_le_bytes());
+            for (var, cell) in &definers {
+                hasher.update(var.as_bytes());
+                hasher.update(&[0]);
+                hasher.update(cell.as_bytes());
+                hasher.update(&[0xff]);
+            }
+            hasher.digest128()
+        };
         Self {
             code_hash,
-            key: hash_reads(code_hash, &reads),
-            args_key: hash_reads(0, &reads),
+            key: with_definers(hash_reads(code_hash, &reads)),
+            args_key: with_definers(hash_reads(0, &reads)),
             reads,
+            definers,
         }
+    }
+
+    /// The identity of the cell that defined `var` when this trace was recorded.
+    fn definer(&self, var: &str) -> Option<&str> {
+        self.definers
+            .iter()
+            .find(|(name, _)| name == var)
+            .map(|(_, cell)| cell.as_str())
     }
 }
 
@@ -91,7 +130,7 @@ impl CellTraces {
         }
         let mut first_reason = None;
         for trace in same_code {
-            match first_mismatch(&trace.reads, now) {
+            match first_mismatch(trace, now) {
                 None => {
                     self.promote(cell, trace.key);
                     return Verdict::Match(trace.clone());
@@ -114,6 +153,11 @@ impl CellTraces {
         traces.truncate(TRACES_PER_CELL);
     }
 
+    /// Keeps the traces of the cells whose names `keep` accepts, and forgets the others.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.cells.lock().retain(|name, _| keep(name));
+    }
+
     /// Forgets every trace (the registry was cleared of cells and the traces must not
     /// explain misses with stale reads).
     pub fn clear(&self) {
@@ -131,18 +175,26 @@ impl CellTraces {
     }
 }
 
-/// The first read whose value differs now, as a reason; `None` when all still hold.
-fn first_mismatch(reads: &[Read], now: &dyn CurrentInputs) -> Option<String> {
-    reads.iter().find_map(|read| mismatch(read, now))
+/// The first read whose value (or, for a variable, whose defining cell) differs now, as a
+/// reason; `None` when all still hold.
+fn first_mismatch(trace: &StoredTrace, now: &dyn CurrentInputs) -> Option<String> {
+    trace
+        .reads
+        .iter()
+        .find_map(|read| mismatch(trace, read, now))
 }
 
-fn mismatch(read: &Read, now: &dyn CurrentInputs) -> Option<String> {
+fn mismatch(trace: &StoredTrace, read: &Read, now: &dyn CurrentInputs) -> Option<String> {
     match read {
         Read::Var { name, digest } => match now.var(name) {
-            Some((current, _)) if current == *digest => None,
-            Some((_, defined_in)) => Some(format!(
-                "variable `{name}` changed (defined in cell {defined_in})"
+            Some(var) if var.digest != *digest => Some(format!(
+                "variable `{name}` changed (defined in cell {})",
+                var.cell
             )),
+            Some(var) if trace.definer(name).is_some_and(|cell| cell != var.cell_key) => Some(
+                format!("variable `{name}` now comes from cell {}", var.cell),
+            ),
+            Some(_) => None,
             None => Some(format!("variable `{name}` is missing")),
         },
         Read::State { digest } => (now.state() != Some(*digest)).then(|| "`state` changed".into()),
@@ -178,9 +230,16 @@ mod tests {
         rows: Option<WidgetValue>,
     }
 
+    /// The identity of cell `index` in these tests.
+    const KEYS: [&str; 3] = ["cell \"A\"", "cell \"B\"", "cell \"C\""];
+
     impl CurrentInputs for Now {
-        fn var(&self, name: &str) -> Option<(u128, usize)> {
-            self.vars.get(name).copied()
+        fn var(&self, name: &str) -> Option<VarNow<'_>> {
+            self.vars.get(name).map(|&(digest, cell)| VarNow {
+                digest,
+                cell,
+                cell_key: KEYS[cell],
+            })
         }
         fn state(&self) -> Option<u128> {
             None
@@ -204,6 +263,10 @@ mod tests {
     }
 
     fn trace(digest: u128, rows: Option<i64>) -> StoredTrace {
+        trace_from(digest, rows, KEYS[1])
+    }
+
+    fn trace_from(digest: u128, rows: Option<i64>, definer: &str) -> StoredTrace {
         StoredTrace::new(
             9,
             vec![
@@ -217,6 +280,7 @@ mod tests {
                     shown: rows.unwrap_or(5).to_string(),
                 },
             ],
+            vec![("df".into(), definer.into())],
         )
     }
 
@@ -245,5 +309,27 @@ mod tests {
             traces.check("c", 9, &now),
             Verdict::Miss(r) if r == "variable `df` changed (defined in cell 1)"
         ));
+    }
+
+    #[test]
+    fn a_variable_of_the_same_value_from_another_cell_is_a_miss() {
+        let traces = CellTraces::default();
+        let mut now = Now {
+            vars: HashMap::from([("df".to_string(), (1, 1))]),
+            rows: None,
+        };
+        traces.insert("c", trace(1, None));
+        assert!(matches!(traces.check("c", 9, &now), Verdict::Match(_)));
+        // `df` now comes from cell "C", with the same content.
+        now.vars.insert("df".into(), (1, 2));
+        assert!(matches!(
+            traces.check("c", 9, &now),
+            Verdict::Miss(r) if r == "variable `df` now comes from cell 2"
+        ));
+        // The definer is part of the entry's key.
+        assert_ne!(
+            trace_from(1, None, KEYS[1]).key,
+            trace_from(1, None, KEYS[2]).key
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::cache::{
 };
 use crate::cells::outputs::SavedVar;
 use crate::cells::outputs::var_digest;
+use crate::cells::store::VarNow;
 use crate::cells::trace::CellRecorder;
 use crate::cells::{CellOutputs, CellStatus, CellVar, CurrentInputs, StoredTrace, Verdict};
 use crate::elements::{Element, ElementKind};
@@ -40,6 +41,7 @@ impl Runtime {
                 registry: &self.cache,
                 notebook_dir: options.notebook_dir.as_deref(),
                 session: ctx.session.as_ref().map(|s| s.id),
+                keys: &compiled.keys,
             };
             self.cells.check(name, code_hash, &now)
         })
@@ -138,12 +140,14 @@ impl Runtime {
         }
     }
 
-    /// Decides whether a cell that ran can be cached, and stores it if so.
+    /// Decides whether a cell that ran can be cached, and stores it if so. `keys` are the
+    /// identities of the notebook's cells, by index.
     pub(super) fn finish_cell(
         &self,
         name: &str,
         policy: &FunctionPolicy,
         cell: &crate::notebook::Cell,
+        keys: &[String],
         miss: Option<Miss>,
         ran: RanCell,
     ) -> CellStatus {
@@ -151,6 +155,7 @@ impl Runtime {
         let RanCell {
             mut recorder,
             defined,
+            definers,
             state_written,
         } = ran;
         if cell.cache_disabled() {
@@ -199,7 +204,11 @@ impl Runtime {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-        let trace = StoredTrace::new(policy.code_hash, recorder.reads);
+        let definers = definers
+            .into_iter()
+            .filter_map(|(var, index)| Some((var, keys.get(index)?.clone())))
+            .collect();
+        let trace = StoredTrace::new(policy.code_hash, recorder.reads, definers);
         let call = cell_call_key(&trace);
         if !miss.counted {
             self.cache
@@ -258,6 +267,8 @@ pub(super) struct RanCell {
     recorder: CellRecorder,
     /// Variables it defined or changed.
     defined: Vec<DefinedVar>,
+    /// For each variable it read from an earlier cell, the index of that cell.
+    definers: Vec<(String, usize)>,
     state_written: bool,
 }
 
@@ -314,6 +325,21 @@ impl RanCell {
                 constant,
             })
             .collect();
+        // Which cell defined each variable it read: taken before this cell's own
+        // definitions replace them below.
+        let definers = context::with(|ctx| {
+            recorder
+                .reads
+                .iter()
+                .filter_map(|read| match read {
+                    crate::cells::Read::Var { name, .. } => {
+                        Some((name.clone(), ctx.vars.get(name)?.defined_in))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
         context::with(|ctx| {
             for var in &defined {
                 ctx.vars.insert(
@@ -332,6 +358,7 @@ impl RanCell {
         Self {
             recorder,
             defined,
+            definers,
             state_written,
         }
     }
@@ -401,12 +428,19 @@ struct RunInputs<'a> {
     notebook_dir: Option<&'a std::path::Path>,
     /// The session running.
     session: Option<u64>,
+    /// The identities of the notebook's cells, by index.
+    keys: &'a [String],
 }
 
 impl CurrentInputs for RunInputs<'_> {
-    fn var(&self, name: &str) -> Option<(u128, usize)> {
+    fn var(&self, name: &str) -> Option<VarNow<'_>> {
         let info = self.vars.get(name)?;
-        info.digest.as_ref().ok().map(|d| (*d, info.defined_in))
+        let digest = *info.digest.as_ref().ok()?;
+        Some(VarNow {
+            digest,
+            cell: info.defined_in,
+            cell_key: self.keys.get(info.defined_in).map_or("", String::as_str),
+        })
     }
 
     fn state(&self) -> Option<u128> {

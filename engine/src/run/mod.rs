@@ -226,6 +226,8 @@ struct CompiledCell {
 /// The compiled notebook: cells, shared functions, cached function specs.
 struct CompiledNotebook {
     cells: Vec<Result<CompiledCell, CellError>>,
+    /// Each cell's identity in the cell cache ([`Notebook::cell_keys`]).
+    keys: Vec<String>,
     library: AST,
     functions: Arc<HashMap<String, CachedFnSpec>>,
     /// For each resource fn with `validate`: the validate fn's name, and a call of it on
@@ -377,6 +379,29 @@ impl Runtime {
             .clone()
     }
 
+    /// `notebook` is the one being edited: the entries of cells it no longer has (deleted,
+    /// or whose identity changed with their code, see [`Notebook::cell_keys`]) leave the
+    /// cache as `code changed`, and their traces are forgotten, so the panel does not keep
+    /// rows no cell can use. Cells of other notebooks go too: call it where one notebook is
+    /// open (the window does, before each run). Returns how many entries left.
+    pub fn retain_cells_of(&self, notebook: &Notebook) -> usize {
+        let keys: HashSet<String> = notebook.cell_keys().into_iter().collect();
+        self.cells.retain(|name| keys.contains(name));
+        let gone: Vec<(String, u128)> = self
+            .cache
+            .entries()
+            .into_iter()
+            .filter(|e| e.kind == crate::cache::CacheKind::Cell && !keys.contains(&e.function))
+            .map(|e| (e.function, e.key))
+            .collect();
+        gone.iter()
+            .filter(|(function, key)| {
+                self.cache
+                    .remove(function, *key, crate::cache::RemovalCause::CodeChanged)
+            })
+            .count()
+    }
+
     /// The process-wide cache.
     pub fn cache(&self) -> &Arc<CacheRegistry> {
         &self.cache
@@ -478,7 +503,7 @@ impl Runtime {
                     match &compiled.cells[index] {
                         Err(err) => Some(err.clone()),
                         Ok(compiled_cell) => {
-                            let name = cell.label(index);
+                            let name = &compiled.keys[index];
                             let policy = cell_policy(compiled_cell.code_hash);
                             let lookup = if cell.cache_disabled()
                                 || !options.cell_cache
@@ -487,7 +512,7 @@ impl Runtime {
                                 CellLookup::Run(None)
                             } else {
                                 self.look_up_cell(
-                                    &name,
+                                    name,
                                     &policy,
                                     compiled_cell.code_hash,
                                     &scope,
@@ -517,14 +542,21 @@ impl Runtime {
                                             if let Some(reason) = &compiled_cell.uncovered {
                                                 ran.refuse(reason);
                                             }
-                                            self.finish_cell(&name, &policy, cell, miss, ran)
+                                            self.finish_cell(
+                                                name,
+                                                &policy,
+                                                cell,
+                                                &compiled.keys,
+                                                miss,
+                                                ran,
+                                            )
                                         } else {
                                             CellStatus::NotCached {
                                                 reason: "cell caching is off".into(),
                                             }
                                         };
                                     } else {
-                                        self.note_failed_cell(&name, &policy, miss);
+                                        self.note_failed_cell(name, &policy, miss);
                                     }
                                     error
                                 }
@@ -802,6 +834,7 @@ impl Runtime {
             .collect();
         CompiledNotebook {
             cells,
+            keys: notebook.cell_keys(),
             library,
             functions: Arc::new(functions),
             validators,
