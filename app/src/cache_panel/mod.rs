@@ -132,7 +132,7 @@ impl StoreView {
                     ui.add(
                         egui::TextEdit::singleline(&mut self.url)
                             .hint_text("redis://HOST:6379/0")
-                            .desired_width((ui.available_width() - 150.0).max(80.0)),
+                            .desired_width((ui.available_width() - 190.0).max(80.0)),
                     )
                     .accessible_name("Shared store address");
                     if ui
