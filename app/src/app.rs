@@ -1044,7 +1044,8 @@ impl NotebookApp {
     fn refresh_cache_totals(&mut self) {
         let stats = self.runtime.cache().stats();
         self.cache_totals = (
-            stats.iter().map(|s| s.bytes).sum(),
+            // Every byte once (a frame a fn returned and its cell share their columns).
+            self.runtime.cache().memory().unique,
             stats.iter().map(|s| s.entries).sum(),
         );
     }

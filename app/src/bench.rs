@@ -72,6 +72,14 @@ pub enum Bench {
         #[arg(long, value_parser = parse_rows, required = true)]
         rows: Vec<usize>,
     },
+    /// Memory of an N-row frame a cached fn returns and its cell holds: the data's bytes,
+    /// what the cache counts (every byte once) and shares, and the process's resident memory
+    /// above what it was before the frame.
+    Memory {
+        /// Rows, e.g. 10000000 or 1e7 (repeatable; 4 f64 columns, 32 bytes a row).
+        #[arg(long, value_parser = parse_rows, required = true)]
+        rows: Vec<usize>,
+    },
     /// Engine time of a rerun of an N-cell notebook where every cell hits the cell cache.
     Rerun {
         /// Cells in the notebook.
@@ -98,6 +106,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Bench::Cache { rows } => bench_cache(&rows),
         Bench::Hit { calls } => bench_hit(calls),
         Bench::Rerun { cells } => bench_rerun(cells),
+        Bench::Memory { rows } => bench_memory(&rows),
         Bench::Persist { rows } => bench_persist(&rows),
         Bench::PersistChild { rows, dir, store } => persist_child(rows, &dir, store.as_deref()),
         Bench::Shared { rows, store } => bench_shared(&rows, &store),
@@ -460,4 +469,38 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// The process's resident memory in bytes (Linux; 0 elsewhere).
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Prints `rows,data_bytes,cache_bytes,shared_bytes,rss_growth_bytes,rss_ratio`: a frame made
+/// by a cached fn and kept by its cell (two entries, one frame), what the cache counts, and
+/// how much the process grew, as a ratio of the data.
+fn bench_memory(rows: &[usize]) -> Result<(), String> {
+    println!("rows,data_bytes,cache_bytes,shared_bytes,rss_growth_bytes,rss_ratio");
+    for &n in rows {
+        let runtime = persist_runtime(&tempfile_dir()?);
+        let before = resident_bytes();
+        let text = format!(
+            "// %% Load\n@cache_data(show_spinner = false)\nfn frame(n) {{ bench_frame(n) }}\nlet df = frame({n});\n// %% Use\nwrite(df.height());\n"
+        );
+        run_notebook(&runtime, &text)?;
+        let grown = resident_bytes().saturating_sub(before);
+        let data = (n * 4 * std::mem::size_of::<f64>()) as u64;
+        let memory = runtime.cache().memory();
+        println!(
+            "{n},{data},{},{},{grown},{:.3}",
+            memory.unique,
+            memory.shared,
+            grown as f64 / data as f64
+        );
+    }
+    Ok(())
 }

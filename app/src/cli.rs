@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cellar_engine::cache::{CacheKind, CacheRegistry, FunctionStats, SystemClock};
+use cellar_engine::cache::{CacheKind, CacheRegistry, FunctionStats, MemoryUse, SystemClock};
 use cellar_engine::{
     Element, Notebook, Payload, RunOptions, Runtime, Session, WidgetValue, widgets,
 };
@@ -256,7 +256,12 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         });
         if args.format == Format::Json {
-            let mut stats = cache_stats_line(&name, run, &runtime.cache().stats());
+            let mut stats = cache_stats_line(
+                &name,
+                run,
+                &runtime.cache().stats(),
+                runtime.cache().memory(),
+            );
             stats["engine_ms"] = serde_json::json!(report.duration.as_secs_f64() * 1e3);
             stats["cells_hit"] =
                 serde_json::json!(report.cells.iter().filter(|c| c.status.is_hit()).count());
@@ -429,7 +434,15 @@ pub fn json_line(
 }
 
 /// The `cache_stats` line printed after each run: totals and one object per function.
-pub fn cache_stats_line(session: &str, run: u32, stats: &[FunctionStats]) -> serde_json::Value {
+/// `bytes` counts every buffer once (a frame a fn returned and the cell holding it share their
+/// columns); `shared_bytes` says how much of it more than one entry holds; a function's own
+/// `bytes` are what its entries reference.
+pub fn cache_stats_line(
+    session: &str,
+    run: u32,
+    stats: &[FunctionStats],
+    memory: MemoryUse,
+) -> serde_json::Value {
     let functions: serde_json::Map<String, serde_json::Value> = stats
         .iter()
         .map(|f| {
@@ -451,16 +464,18 @@ pub fn cache_stats_line(session: &str, run: u32, stats: &[FunctionStats]) -> ser
         "run": run,
         "kind": "cache_stats",
         "text": format!(
-            "{} entries, {} hits, {} misses, {} bytes",
+            "{} entries, {} hits, {} misses, {} bytes ({} shared)",
             stats.iter().map(|f| f.entries).sum::<usize>(),
             stats.iter().map(|f| f.hits).sum::<u64>(),
             stats.iter().map(|f| f.misses).sum::<u64>(),
-            stats.iter().map(|f| f.bytes).sum::<u64>(),
+            memory.unique,
+            memory.shared,
         ),
         "entries": stats.iter().map(|f| f.entries).sum::<usize>(),
         "hits": stats.iter().map(|f| f.hits).sum::<u64>(),
         "misses": stats.iter().map(|f| f.misses).sum::<u64>(),
-        "bytes": stats.iter().map(|f| f.bytes).sum::<u64>(),
+        "bytes": memory.unique,
+        "shared_bytes": memory.shared,
         "functions": functions,
     })
 }

@@ -33,7 +33,7 @@ use std::time::Duration;
 use cellar_engine::Runtime;
 use cellar_engine::cache::front::ClearScope;
 use cellar_engine::cache::registry::HistoryPoint;
-use cellar_engine::cache::{CacheKind, CacheRegistry, EntryInfo, FunctionStats};
+use cellar_engine::cache::{CacheKind, CacheRegistry, EntryInfo, FunctionStats, MemoryUse};
 use egui::{CollapsingHeader, RichText};
 
 use entries::EntriesView;
@@ -61,6 +61,8 @@ struct Snapshot {
     entries: Vec<EntryInfo>,
     stats: Vec<FunctionStats>,
     history: Vec<HistoryPoint>,
+    /// Every byte once, and how much of it entries share.
+    memory: MemoryUse,
     /// The registry's clock at the re-read (a test's manual clock, in tests).
     now: Duration,
 }
@@ -279,6 +281,7 @@ impl CachePanel {
             entries: registry.entries(),
             stats: registry.stats(),
             history: registry.history(),
+            memory: registry.memory(),
             now: registry.now(),
         };
         self.refreshed_at = Some(time);
@@ -295,16 +298,25 @@ impl CachePanel {
     /// The overall totals and the clear-all buttons, always visible above the sections.
     fn header_ui(&self, ui: &mut egui::Ui) -> Option<Clear> {
         let stats = &self.snapshot.stats;
-        let (entries, bytes, hits, misses) = stats.iter().fold((0, 0, 0, 0), |t, s| {
-            (t.0 + s.entries, t.1 + s.bytes, t.2 + s.hits, t.3 + s.misses)
+        let (entries, hits, misses) = stats.iter().fold((0, 0, 0), |t, s| {
+            (t.0 + s.entries, t.1 + s.hits, t.2 + s.misses)
         });
+        let memory = self.snapshot.memory;
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("Cache").strong());
+            let shared = if memory.shared > 0 {
+                format!(" ({} shared)", format::bytes(memory.shared))
+            } else {
+                String::new()
+            };
             ui.label(format!(
-                "{entries} entries · {} · {hits} hits · {misses} misses · {} hit rate",
-                format::bytes(bytes),
+                "{entries} entries · {}{shared} · {hits} hits · {misses} misses · {} hit rate",
+                format::bytes(memory.unique),
                 format::hit_rate(hits, misses)
-            ));
+            ))
+            .on_hover_text(
+                "Every byte counted once: a frame a cached fn returned and the cell that holds it share their columns. The memory budget counts the same way; the Bytes of a function or an entry are what it references.",
+            );
         });
         let mut action = None;
         ui.horizontal_wrapped(|ui| {

@@ -7,6 +7,7 @@ pub mod clock;
 mod column_digest;
 pub mod events;
 pub mod files;
+pub mod footprint;
 pub mod front;
 pub mod key;
 pub(crate) mod persist;
@@ -23,6 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{CacheEvent, CallOutcome, EventKind, MissReason, RemovalCause};
 pub use registry::{
     CacheRegistry, CallKey, EntryInfo, FunctionInfo, FunctionPolicy, FunctionStats, KeyPart,
+    MemoryUse,
     Refresh, Release, StoredValue, WidgetRead,
 };
 pub use resource::ResourceHandle;

@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use super::clock::Clock;
 use super::events::{CacheEvent, EventKind, MissReason, RemovalCause};
 use super::files::FileRead;
+use super::footprint::Footprint;
 use super::resource::ResourceHandle;
 use super::{CacheKind, CachedValue};
 use crate::elements::Element;
@@ -42,15 +43,26 @@ pub trait CellPayload: std::fmt::Debug + Send + Sync + std::any::Any {
     fn summary(&self) -> String;
     /// For the cell cache to get its own type back, without copying it.
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    /// Adds what it occupies (its frames' buffers, shared with the entries they came from).
+    fn footprint(&self, out: &mut Footprint);
 }
 
 impl StoredValue {
-    fn size_bytes(&self) -> u64 {
+    /// What it occupies, with the frames of the elements an entry replays.
+    fn footprint(&self, elements: &[Element]) -> Footprint {
+        let mut out = Footprint::default();
         match self {
-            Self::Data(value) => value.size_bytes(),
-            Self::Resource(handle) => handle.size_bytes(),
-            Self::Cell(outputs) => outputs.size_bytes(),
+            Self::Data(value) => out.add_value(value),
+            Self::Resource(handle) => handle.footprint(&mut out),
+            Self::Cell(outputs) => outputs.footprint(&mut out),
         }
+        for element in elements {
+            out.own += element.text.len() as u64;
+            if let Some(frame) = element.frame() {
+                out.add_frame(&frame.0);
+            }
+        }
+        out.finish()
     }
 
     fn summary(&self) -> String {
@@ -213,6 +225,8 @@ struct Entry {
     lru_tick: u64,
     hits: u64,
     size: u64,
+    /// What it occupies, buffer by buffer (shared buffers are counted once in [`Memory`]).
+    footprint: Footprint,
     persisted: bool,
     /// Whether it is also in the shared store.
     shared: bool,
@@ -389,6 +403,70 @@ struct State {
     next_generation: u64,
     /// Resources that left and whose `on_release` fn has not been called yet.
     releases: Vec<Release>,
+    /// The memory all entries occupy, each buffer counted once.
+    memory: Memory,
+}
+
+/// The memory of all entries: each buffer once however many entries name it.
+#[derive(Default)]
+struct Memory {
+    /// Bytes entries hold alone.
+    own: u64,
+    /// Each buffer: its bytes and how many entries name it.
+    buffers: HashMap<usize, (u64, u32)>,
+    /// The sum of the buffers' bytes.
+    buffer_bytes: u64,
+}
+
+impl Memory {
+    fn add(&mut self, footprint: &Footprint) {
+        self.own += footprint.own;
+        for &(address, bytes) in &footprint.buffers {
+            let slot = self.buffers.entry(address).or_insert((0, 0));
+            slot.1 += 1;
+            if bytes > slot.0 {
+                self.buffer_bytes += bytes - slot.0;
+                slot.0 = bytes;
+            }
+        }
+    }
+
+    fn remove(&mut self, footprint: &Footprint) {
+        self.own = self.own.saturating_sub(footprint.own);
+        for (address, _) in &footprint.buffers {
+            if let Some(slot) = self.buffers.get_mut(address) {
+                slot.1 -= 1;
+                if slot.1 == 0 {
+                    self.buffer_bytes -= slot.0;
+                    self.buffers.remove(address);
+                }
+            }
+        }
+    }
+
+    /// Every byte once.
+    fn unique(&self) -> u64 {
+        self.own + self.buffer_bytes
+    }
+
+    /// Bytes of buffers more than one entry names (counted once).
+    fn shared(&self) -> u64 {
+        self.buffers
+            .values()
+            .filter(|(_, refs)| *refs > 1)
+            .map(|(bytes, _)| bytes)
+            .sum()
+    }
+}
+
+/// What the cache occupies: every byte once, and how much of it several entries share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// Bytes held, each buffer counted once.
+    pub unique: u64,
+    /// Of those, the bytes of buffers more than one entry holds (a frame a fn returned and
+    /// the cell that keeps it, a second session's cell).
+    pub shared: u64,
 }
 
 /// Cache size at one moment, for the panel's plot.
@@ -748,13 +826,8 @@ impl CacheRegistry {
             .functions
             .get_mut(function)
             .expect("apply_policy creates it");
-        let size = value.size_bytes()
-            + elements
-                .iter()
-                .map(|e| {
-                    e.text.len() as u64 + e.frame().map_or(0, |fr| fr.0.estimated_size() as u64)
-                })
-                .sum::<u64>();
+        let footprint = value.footprint(&elements);
+        let size = footprint.total();
         let replaced = f.entries.insert(
             call.key,
             Entry {
@@ -767,6 +840,7 @@ impl CacheRegistry {
                 lru_tick: tick,
                 hits: 0,
                 size,
+                footprint,
                 persisted,
                 shared: false,
                 source: if created.is_some() {
@@ -777,9 +851,15 @@ impl CacheRegistry {
                 generation,
             },
         );
+        let added = f.entries[&call.key].footprint.clone();
+        let on_release = f.on_release.clone();
+        state.memory.add(&added);
+        if let Some(old) = &replaced {
+            state.memory.remove(&old.footprint);
+        }
         // A resource replaced under the same key (a stale one computed again) is released.
         if let Some(old) = replaced
-            && let (StoredValue::Resource(handle), Some(release_fn)) = (old.value, &f.on_release)
+            && let (StoredValue::Resource(handle), Some(release_fn)) = (old.value, &on_release)
         {
             let release = Release {
                 function: function.to_string(),
@@ -1140,6 +1220,15 @@ impl CacheRegistry {
             .insert(args_key, labels);
     }
 
+    /// What all entries occupy, every buffer counted once, and how much of it is shared.
+    pub fn memory(&self) -> MemoryUse {
+        let state = self.state.lock();
+        MemoryUse {
+            unique: state.memory.unique(),
+            shared: state.memory.shared(),
+        }
+    }
+
     /// The fns (not cells) this registry has seen, of one kind or all.
     pub fn function_names(&self, kind: Option<CacheKind>) -> Vec<String> {
         let state = self.state.lock();
@@ -1298,6 +1387,8 @@ impl CacheRegistry {
         let Some(entry) = f.entries.remove(&key) else {
             return false;
         };
+        state.memory.remove(&entry.footprint);
+        let f = state.functions.get_mut(function).expect("still there");
         if cause.was_evicted() {
             f.evictions += 1;
         }
@@ -1329,13 +1420,9 @@ impl CacheRegistry {
             return;
         };
         loop {
-            let total: u64 = state
-                .functions
-                .values()
-                .flat_map(|f| f.entries.values())
-                .map(|e| e.size)
-                .sum();
-            if total <= budget {
+            // Every byte once: evicting an entry whose frame a cell also holds frees nothing
+            // until the cell's entry goes too.
+            if state.memory.unique() <= budget {
                 break;
             }
             let victim = state
@@ -1376,11 +1463,8 @@ impl CacheRegistry {
     }
 
     fn record_history(state: &mut State, at: Duration, eviction: bool) {
-        let (bytes, entries) = state
-            .functions
-            .values()
-            .flat_map(|f| f.entries.values())
-            .fold((0u64, 0usize), |(b, n), e| (b + e.size, n + 1));
+        let bytes = state.memory.unique();
+        let entries = state.functions.values().map(|f| f.entries.len()).sum();
         state.history.push_back(HistoryPoint {
             at,
             bytes,

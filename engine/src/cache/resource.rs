@@ -182,6 +182,17 @@ impl ResourceHandle {
         }
     }
 
+    /// Adds what the shared value occupies (its frames' buffers are shared with the cells
+    /// that hold it, and counted once).
+    pub fn footprint(&self, out: &mut super::footprint::Footprint) {
+        // The cache's own bookkeeping, not a use by the running cell: no `read`.
+        let value = self.inner.value.read();
+        match super::CachedValue::from_dynamic(&value) {
+            Ok(data) => out.add_value(&data),
+            Err(_) => out.own += std::mem::size_of::<Dynamic>() as u64,
+        }
+    }
+
     /// What it holds, for the panel.
     pub fn summary(&self) -> String {
         let value = self.inner.value.read();

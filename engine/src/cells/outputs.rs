@@ -108,6 +108,16 @@ impl crate::cache::registry::CellPayload for CellOutputs {
         CellOutputs::summary(self)
     }
 
+    fn footprint(&self, out: &mut crate::cache::footprint::Footprint) {
+        for saved in &self.vars {
+            out.own += saved.name.len() as u64;
+            // A resource's own entry accounts for it.
+            if let CellVar::Data(data) = &saved.value {
+                out.add_value(data);
+            }
+        }
+    }
+
     fn into_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync> {
         self
     }
