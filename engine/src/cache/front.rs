@@ -24,8 +24,8 @@ use parking_lot::RwLock;
 
 use super::events::{CallOutcome, MissReason, RemovalCause};
 use super::files::FileRead;
-use super::persist::{self, ReadError};
 pub use super::persist::Summary;
+use super::persist::{self, ReadError};
 use super::registry::{Begin, CacheRegistry, CallKey, FunctionPolicy, StoredValue};
 use super::store::{SharedStore, StoreError};
 use super::{CacheKind, CachedValue};
@@ -90,6 +90,9 @@ pub trait CallSteps {
         value: &StoredValue,
         files: &[FileRead],
     ) -> Result<HitCheck, Self::Error>;
+    /// Fills in the short renderings of the call's arguments (`url="a.csv"`), which only an
+    /// entry being stored needs.
+    fn describe(&self, call: &mut CallKey);
     /// Whether the files an entry from a lower tier was computed from still hold.
     fn files_hold(&self, files: &[FileRead]) -> Result<(), String>;
     /// This call owns the computation now (checks that must fail before anything is read).
@@ -246,6 +249,8 @@ impl CacheFront {
         // an early return, a panic unwinding through user code), the guard aborts the
         // in-flight marker, so callers waiting for it wake and try again.
         let guard = registry.compute_guard(function, call.key);
+        let mut call = call;
+        steps.describe(&mut call);
         steps.on_miss()?;
         let mut reason = file_changed.map_or(reason, MissReason::Described);
         let data = policy.kind == CacheKind::Data;

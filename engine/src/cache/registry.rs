@@ -337,10 +337,22 @@ struct FunctionState {
     tombstones: HashMap<u128, MissReason>,
     tombstone_order: VecDeque<u128>,
     last_call: Option<Vec<KeyPart>>,
+    /// The arguments key of `last_call` (a repeat call keeps it without copying the parts).
+    last_args_key: Option<u128>,
     widget_labels: HashMap<u128, Vec<WidgetRead>>,
     hits: u64,
     misses: u64,
     evictions: u64,
+}
+
+/// Remembers the arguments of a function's latest call (to say which changed at its next
+/// miss); a repeat of the same arguments copies nothing. (Fields, not `&mut FunctionState`:
+/// the caller holds one of its entries.)
+fn remember_call(last: &mut Option<Vec<KeyPart>>, last_key: &mut Option<u128>, call: &CallKey) {
+    if *last_key != Some(call.args_key) {
+        *last_key = Some(call.args_key);
+        *last = Some(call.parts.clone());
+    }
 }
 
 impl FunctionState {
@@ -683,7 +695,7 @@ impl CacheRegistry {
                 entry.last_hit = Some(now);
                 entry.lru_tick = tick;
                 f.hits += 1;
-                f.last_call = Some(call.parts.clone());
+                remember_call(&mut f.last_call, &mut f.last_args_key, call);
                 let hit = Begin::Hit {
                     value: entry.value.clone(),
                     elements: entry.elements.clone(),
@@ -736,7 +748,7 @@ impl CacheRegistry {
             entry.last_hit = Some(now);
             entry.lru_tick = tick;
             f.hits += 1;
-            f.last_call = Some(call.parts.clone());
+            remember_call(&mut f.last_call, &mut f.last_args_key, call);
             let hit = Begin::Hit {
                 value: entry.value.clone(),
                 elements: entry.elements.clone(),
@@ -757,7 +769,7 @@ impl CacheRegistry {
         }
         let reason = f.miss_reason(call);
         f.misses += 1;
-        f.last_call = Some(call.parts.clone());
+        remember_call(&mut f.last_call, &mut f.last_args_key, call);
         f.in_flight.insert(
             call.key,
             Arc::new(InFlight {
@@ -1350,7 +1362,13 @@ impl CacheRegistry {
     }
 
     fn apply_policy(&self, state: &mut State, function: &str, policy: &FunctionPolicy) {
-        let f = state.functions.entry(function.to_string()).or_default();
+        // Looked up before inserting: a hit must not allocate the name.
+        if !state.functions.contains_key(function) {
+            state
+                .functions
+                .insert(function.to_string(), FunctionState::default());
+        }
+        let f = state.functions.get_mut(function).expect("inserted above");
         f.kind = Some(policy.kind);
         f.ttl = policy.ttl;
         f.max_entries = policy.max_entries;

@@ -210,7 +210,9 @@ fn call_key(
             name: param.clone(),
             widget: false,
             digest,
-            summary: summarize(arg),
+            // Filled in by `describe` when the call is stored: a hit never needs it, and
+            // describing a big array copies it.
+            summary: String::new(),
         });
     }
     // A session's own entries: the session is part of the key, so another session computes
@@ -541,6 +543,18 @@ impl CallSteps for ScriptSteps<'_> {
         Ok(HitCheck::Serve)
     }
 
+    fn describe(&self, call: &mut CallKey) {
+        let params = self.spec.annotated.params.iter().zip(&self.args);
+        let mut args = params.filter(|(param, _)| !param.starts_with('_'));
+        for part in call.parts.iter_mut().filter(|p| !p.widget) {
+            if let Some((_, arg)) = args.next()
+                && part.summary.is_empty()
+            {
+                part.summary = summarize(arg);
+            }
+        }
+    }
+
     fn files_hold(&self, files: &[FileRead]) -> Result<(), String> {
         files_still_hold(files)
     }
@@ -553,7 +567,10 @@ impl CallSteps for ScriptSteps<'_> {
     }
 
     fn compute(&mut self) -> ScriptResult<Computed> {
-        compute(self.ctx, self.spec, self.registry, &self.args, &self.call)
+        let mut computed = compute(self.ctx, self.spec, self.registry, &self.args, &self.call)?;
+        // Widgets read inside made a new key: its parts need describing too.
+        self.describe(&mut computed.call);
+        Ok(computed)
     }
 
     fn should_stop(&self) -> bool {

@@ -473,7 +473,7 @@ pub(crate) fn note_cached_call(
     session: Option<u64>,
 ) {
     record(|recorder, ctx| {
-        if !in_cached_fn(ctx) && recorder.first_time(&format!("call:{function}:{key}")) {
+        if !in_cached_fn(ctx) && recorder.first_call(function, key) {
             recorder.reads.push(Read::CachedCall {
                 function: function.to_string(),
                 key,
