@@ -10,6 +10,7 @@ pub mod files;
 pub mod footprint;
 pub mod front;
 pub mod key;
+mod mapped;
 pub(crate) mod persist;
 pub mod registry;
 pub mod resource;

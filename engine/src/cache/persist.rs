@@ -8,28 +8,42 @@
 //! endian mark  u32 (0x01020304)           4
 //! checksum     u64  xxh3 of all that follows
 //! meta length  u64
-//! meta         bincode 2: created time, value tree, elements, byte length of each frame
-//! frames       one Arrow IPC file per frame, back to back, in the order the meta lists them
+//! meta         bincode 2: fn name, created time, value tree, elements, byte length of each
+//!              frame, the files the entry read
+//! frames       one Arrow IPC file per frame, in the order the meta lists them, each after
+//!              0 to 63 zero bytes that start it on a multiple of 64 bytes from the file's start
 //! ```
 //!
 //! Frames are stored in polars' own Arrow IPC format, so every dtype (dates, datetimes with
 //! their zone, lists, structs, binaries, u64 up to `u64::MAX`, categoricals...) comes back
-//! exactly as it was, and numeric buffers are copied, not encoded value by value. Files are
-//! written to a temporary name and renamed, so a reader never sees half a file. The checksum
-//! is verified before anything is decoded; anything unreadable is reported as corrupt, and the
-//! caller drops the file and recomputes.
+//! exactly as it was, and numeric buffers are stored as they are in memory, not encoded value
+//! by value. Each frame is a whole Arrow IPC file (uncompressed) at a known offset: polars,
+//! pyarrow or DuckDB can read it from there.
 //!
-//! Files are the user's own: created readable and writable by the user only (0o600 on Unix),
-//! in a folder created for the user only (0o700) when Cellar creates it. Their names are
-//! digests only (`<function digest>-<code digest>-<key>.cellar`, all hex): no user text, so no
-//! name can reach outside the folder, collide with another function's, or be too long.
+//! A file is read memory-mapped ([`super::mapped`]): one pass over the mapping checks the
+//! checksum, then the values of numeric and temporal columns point into the mapping instead
+//! of being copied (the pages the checksum read are then in memory), which the 64-byte start
+//! of each frame keeps aligned. Other columns (strings, lists, categoricals...) are copied
+//! through polars' validating Arrow reader. The checksum is verified before anything is
+//! decoded; anything unreadable is reported as corrupt, and the caller drops the file and
+//! recomputes. Files are written to a temporary name and renamed, so a reader never sees half
+//! a file, and a file is never changed in place once it has its name: a process that mapped
+//! it keeps the very bytes it checked.
+//!
+//! Files are the user's own: created readable by the user only and writable by no one (0o400
+//! on Unix: a mapped file must not be truncated, so a shell's `>` or a `cp` over one is
+//! refused; Cellar replaces a file by renaming a new one over it and removes one by unlinking
+//! it, which need only the folder's permission), in a folder created for the user only
+//! (0o700) when Cellar creates it. Their names are digests only (`<function digest>-<code
+//! digest>-<key>.cellar`, all hex): no user text, so no name can reach outside the folder,
+//! collide with another function's, or be too long.
 //!
 //! Decoding trusts no length the file claims: the metadata length is checked against the
 //! file's size, and bincode decodes under an allocation limit proportional to the metadata's
 //! size (see [`decode_meta`]), so a file claiming a huge string or list is rejected before
 //! anything that size is allocated.
 
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,23 +51,35 @@ use std::time::Duration;
 use bincode::{Decode, Encode};
 use polars::prelude::*;
 use polars_arrow::datatypes::ArrowSchema;
-use polars_arrow::io::ipc::{read as ipc_read, write as ipc_write};
+use polars_arrow::io::ipc::write as ipc_write;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::CachedValue;
 use super::files::{FileFingerprint, FileRead};
+use super::mapped::{self, Mapping};
 use crate::data::Frame;
 use crate::elements::{Element, ElementKind, Payload};
 
 const MAGIC: &[u8; 8] = b"CELLARC\0";
 /// Bumped whenever the layout changes; older files are dropped and recomputed.
 /// 2: frames as Arrow IPC; chars and Rhai tags in the value tree. 3: the files an entry
-/// read. 4: the fn's name (for `cellar cache ls`).
-pub const FORMAT_VERSION: u32 = 4;
+/// read. 4: the fn's name (for `cellar cache ls`). 5: each frame starts on a multiple of 64
+/// bytes (frames are read memory-mapped).
+pub const FORMAT_VERSION: u32 = 5;
 const ENDIAN_MARK: u32 = 0x0102_0304;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8;
 /// Where the checksummed part starts: the meta length and all after it.
 const CHECKED_FROM: usize = 8 + 4 + 4 + 8;
+/// Each frame starts on a multiple of this many bytes from the start of the file (so of a
+/// mapping of it): Arrow's buffers are aligned within an IPC file, and stay aligned in memory.
+const FRAME_ALIGN: usize = 64;
+/// The zero bytes before a frame.
+const PADDING: [u8; FRAME_ALIGN] = [0; FRAME_ALIGN];
+
+/// How many zero bytes start a frame on a multiple of [`FRAME_ALIGN`] after `at` bytes.
+fn padding(at: usize) -> usize {
+    at.next_multiple_of(FRAME_ALIGN) - at
+}
 
 /// A persisted entry as read back.
 #[derive(Clone, Debug)]
@@ -167,12 +193,13 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// A new file readable and writable by the user only (0o600 on Unix).
+/// A new file readable by the user only and writable by no one (0o400 on Unix: see the module
+/// docs); the handle returned writes it.
 fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o400);
     options.open(path)
 }
 
@@ -352,7 +379,8 @@ pub fn can_persist(elements: &[Element]) -> bool {
 pub struct Encoded {
     header: Vec<u8>,
     meta: Vec<u8>,
-    frames: Vec<Vec<u8>>,
+    /// Each frame's IPC file, and how many zero bytes go before it.
+    frames: Vec<(usize, Vec<u8>)>,
 }
 
 impl Encoded {
@@ -360,7 +388,11 @@ impl Encoded {
     fn parts(&self) -> impl Iterator<Item = &[u8]> {
         [self.header.as_slice(), self.meta.as_slice()]
             .into_iter()
-            .chain(self.frames.iter().map(Vec::as_slice))
+            .chain(
+                self.frames
+                    .iter()
+                    .flat_map(|(pad, file)| [&PADDING[..*pad], file.as_slice()]),
+            )
     }
 
     /// Total bytes.
@@ -402,10 +434,21 @@ pub fn encode(
     };
     let meta_bytes = bincode::encode_to_vec(&meta, bincode::config::standard())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut at = HEADER_LEN + meta_bytes.len();
+    let frames: Vec<(usize, Vec<u8>)> = frames
+        .files
+        .into_iter()
+        .map(|file| {
+            let pad = padding(at);
+            at += pad + file.len();
+            (pad, file)
+        })
+        .collect();
     let mut hasher = Xxh3::new();
     hasher.update(&(meta_bytes.len() as u64).to_le_bytes());
     hasher.update(&meta_bytes);
-    for file in &frames.files {
+    for (pad, file) in &frames {
+        hasher.update(&PADDING[..*pad]);
         hasher.update(file);
     }
     let mut header = Vec::with_capacity(HEADER_LEN);
@@ -417,7 +460,7 @@ pub fn encode(
     Ok(Encoded {
         header,
         meta: meta_bytes,
-        frames: frames.files,
+        frames,
     })
 }
 
@@ -468,10 +511,11 @@ pub fn write_encoded(path: &Path, encoded: &Encoded) -> std::io::Result<()> {
     result
 }
 
-/// Reads an entry back.
+/// Reads an entry back, memory-mapped: its frames' numbers point into the file's mapping,
+/// which lives as long as they do (see the module docs).
 pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let mapping = match Mapping::open(path) {
+        Ok(mapping) => mapping,
         Err(e)
             if matches!(
                 e.kind(),
@@ -482,11 +526,17 @@ pub fn read(path: &Path) -> Result<PersistedEntry, ReadError> {
         }
         Err(e) => return Err(ReadError::Corrupt(format!("cannot read: {e}"))),
     };
-    decode(&bytes)
+    decode_in(mapping.bytes(), Some(&mapping))
 }
 
-/// Decodes an entry from the file layout, trusting no length it claims.
+/// Decodes an entry from the file layout, trusting no length it claims (the frames are
+/// copied out of `bytes`).
 pub fn decode(bytes: &[u8]) -> Result<PersistedEntry, ReadError> {
+    decode_in(bytes, None)
+}
+
+/// [`decode`], the frames' numbers shared with `mapping` when `bytes` are its bytes.
+fn decode_in(bytes: &[u8], mapping: Option<&Arc<Mapping>>) -> Result<PersistedEntry, ReadError> {
     let corrupt = |what: &str| ReadError::Corrupt(what.to_string());
     if bytes.len() < HEADER_LEN {
         return Err(corrupt("truncated header"));
@@ -521,21 +571,28 @@ pub fn decode(bytes: &[u8]) -> Result<PersistedEntry, ReadError> {
     if used != meta_len {
         return Err(corrupt("metadata length mismatch"));
     }
-    let mut rest = &body[meta_len..];
+    let mut at = HEADER_LEN + meta_len;
     let mut frames = Vec::with_capacity(meta.frames.len());
     for (i, &len) in meta.frames.iter().enumerate() {
+        let pad = padding(at);
+        let zeros = bytes
+            .get(at..at + pad)
+            .ok_or_else(|| corrupt("truncated frame data"))?;
+        if zeros.iter().any(|&b| b != 0) {
+            return Err(corrupt("bytes between frames are not zero"));
+        }
+        at += pad;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len > rest.len() {
+        if len > bytes.len() - at {
             return Err(corrupt("truncated frame data"));
         }
-        let (file, tail) = rest.split_at(len);
-        rest = tail;
         frames.push(
-            frame_from_ipc_guarded(file)
+            frame_from_ipc_guarded(&bytes[at..at + len], mapping)
                 .map_err(|e| ReadError::Corrupt(format!("frame {i}: {e}")))?,
         );
+        at += len;
     }
-    if !rest.is_empty() {
+    if at != bytes.len() {
         return Err(corrupt("trailing bytes"));
     }
     let value = from_disk_value(meta.value, &frames).map_err(ReadError::Corrupt)?;
@@ -648,7 +705,7 @@ pub fn leftover_files(dir: &Path) -> Vec<PathBuf> {
             let ours = name
                 .split_once('-')
                 .is_some_and(|(_, rest)| is_code_and_key(rest));
-            ours && std::fs::read(path).map_or(true, |bytes| decode(&bytes).is_err())
+            ours && self::read(path).is_err()
         })
         .collect()
 }
@@ -829,43 +886,26 @@ fn frame_to_ipc(df: &DataFrame) -> PolarsResult<Vec<u8>> {
     Ok(writer.into_inner())
 }
 
-/// A frame back from its IPC file: every column with the very dtype it was written with.
-/// [`frame_from_ipc`], with a panic in the Arrow reader (bytes it did not expect: a damaged
-/// or forged entry) reported as a damaged entry, which the caller drops and recomputes.
-fn frame_from_ipc_guarded(bytes: &[u8]) -> Result<Frame, String> {
-    std::panic::catch_unwind(|| frame_from_ipc(bytes))
+/// A frame back from its IPC file ([`mapped::frame_from_ipc`]: its numbers shared with
+/// `mapping` when the bytes lie in it), with a panic in the Arrow reader (bytes it did not
+/// expect: a damaged or forged entry) reported as a damaged entry, which the caller drops and
+/// recomputes.
+fn frame_from_ipc_guarded(bytes: &[u8], mapping: Option<&Arc<Mapping>>) -> Result<Frame, String> {
+    std::panic::catch_unwind(|| mapped::frame_from_ipc(bytes, mapping))
         .unwrap_or_else(|_| Err("the Arrow reader could not make sense of it".to_string()))
-}
-
-fn frame_from_ipc(bytes: &[u8]) -> Result<Frame, String> {
-    let mut cursor = Cursor::new(bytes);
-    let metadata = ipc_read::read_file_metadata(&mut cursor).map_err(|e| e.to_string())?;
-    let schema = metadata.schema.clone();
-    let reader = ipc_read::FileReader::new(cursor, metadata, None, None);
-    let mut df: Option<DataFrame> = None;
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
-        if batch.arrays().len() != schema.len() {
-            return Err("a record batch does not match the schema".to_string());
-        }
-        let part = DataFrame::from(batch);
-        match &mut df {
-            None => df = Some(part),
-            Some(df) => {
-                df.vstack_mut_owned(part).map_err(|e| e.to_string())?;
-            }
-        }
-    }
-    let df = match df {
-        Some(df) => df,
-        None => DataFrame::empty_with_schema(&Schema::from_arrow_schema(&schema)),
-    };
-    Ok(Frame::new(df))
+        .map(Frame::new)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replaces a file's content with `bytes`: a new file (cache files are read-only, and a
+    /// file a test read may still be mapped).
+    fn overwrite(path: &Path, bytes: &[u8]) {
+        let _ = std::fs::remove_file(path);
+        std::fs::write(path, bytes).unwrap();
+    }
 
     fn sample_frame() -> Frame {
         Frame(
@@ -931,9 +971,9 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 3;
         bytes[last] ^= 0xff;
-        std::fs::write(&path, &bytes).unwrap();
+        overwrite(&path, &bytes);
         assert!(matches!(read(&path), Err(ReadError::Corrupt(m)) if m == "checksum mismatch"));
-        std::fs::write(&path, b"garbage").unwrap();
+        overwrite(&path, b"garbage");
         assert!(matches!(read(&path), Err(ReadError::Corrupt(_))));
         assert!(matches!(
             read(&dir.path().join("none.cellar")),
@@ -1200,7 +1240,7 @@ mod tests {
         .unwrap();
         let good = std::fs::read(&path).unwrap();
         let corrupt = |bytes: &[u8]| {
-            std::fs::write(&path, bytes).unwrap();
+            overwrite(&path, bytes);
             match read(&path) {
                 Err(ReadError::Corrupt(why)) => why,
                 Err(ReadError::Missing) => panic!("missing"),
@@ -1239,7 +1279,7 @@ mod tests {
         let mut bytes = good.clone();
         bytes[8..12].copy_from_slice(&(FORMAT_VERSION - 1).to_le_bytes());
         assert!(corrupt(&bytes).starts_with("format version"));
-        std::fs::write(&path, &good).unwrap();
+        overwrite(&path, &good);
         assert!(read(&path).is_ok());
     }
 
@@ -1283,7 +1323,7 @@ mod tests {
     /// Reads `bytes` as a file: anything but a good entry must be `Corrupt` (the file exists).
     fn read_bytes(dir: &Path, bytes: &[u8]) -> Result<PersistedEntry, String> {
         let path = dir.join("x.cellar");
-        std::fs::write(&path, bytes).unwrap();
+        overwrite(&path, bytes);
         match read(&path) {
             Ok(entry) => Ok(entry),
             Err(ReadError::Corrupt(why)) => Err(why),
@@ -1455,7 +1495,7 @@ mod tests {
         let cache = dir.path().join("cache").join("cellar");
         let path = entry_path(&cache, "f", 1, 2);
         write(&path, Duration::ZERO, &CachedValue::Int(1), &[], &[]).unwrap();
-        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&path), 0o400);
         assert_eq!(mode(&cache), 0o700);
         assert_eq!(mode(&dir.path().join("cache")), 0o700);
         // A folder the user made is left as it is.
@@ -1463,7 +1503,7 @@ mod tests {
         // A file that was readable by others (an older Cellar) is replaced by a private one.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         write(&path, Duration::ZERO, &CachedValue::Int(2), &[], &[]).unwrap();
-        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&path), 0o400);
         assert_eq!(read(&path).unwrap().value, CachedValue::Int(2));
         // No temporary is left behind.
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
@@ -1521,5 +1561,195 @@ mod tests {
                 assert!(outcome.is_ok(), "byte {at} ^ {flip:#x} panicked");
             }
         }
+    }
+
+    /// The same, read from a file: the numbers of a mapped file are read in place, by a
+    /// reader of Cellar's own, which must be as robust as polars'.
+    #[test]
+    fn garbled_arrow_data_in_a_mapped_file_never_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let value = CachedValue::Frame(sample_frame());
+        let good = encode("f", Duration::ZERO, &value, &[], &[])
+            .unwrap()
+            .to_bytes();
+        let meta_len = u64::from_le_bytes(good[24..32].try_into().unwrap()) as usize;
+        let mut read_back = 0;
+        for at in HEADER_LEN + meta_len..good.len() {
+            for flip in [0x01u8, 0x10, 0x80, 0xff] {
+                let mut bytes = good.clone();
+                bytes[at] ^= flip;
+                let sum = xxhash_rust::xxh3::xxh3_64(&bytes[CHECKED_FROM..]);
+                bytes[16..24].copy_from_slice(&sum.to_le_bytes());
+                let outcome = std::panic::catch_unwind(|| read_bytes(dir.path(), &bytes).is_ok());
+                assert!(outcome.is_ok(), "byte {at} ^ {flip:#x} panicked");
+                read_back += usize::from(outcome.unwrap());
+            }
+        }
+        // Some garbling only changes a value: those files read back (a forged entry cannot be
+        // told from a good one), the rest are damaged.
+        assert!(read_back > 0);
+    }
+
+    /// Where a frame's IPC file starts in an entry's bytes, and its length.
+    fn first_frame(bytes: &[u8]) -> (usize, usize) {
+        let meta_len = u64::from_le_bytes(bytes[24..32].try_into().unwrap()) as usize;
+        let (meta, _) = decode_meta(&bytes[HEADER_LEN..HEADER_LEN + meta_len]).unwrap();
+        let at = HEADER_LEN + meta_len;
+        (at + padding(at), meta.frames[0] as usize)
+    }
+
+    #[test]
+    fn each_frame_is_an_arrow_ipc_file_on_a_64_byte_boundary() {
+        let df = every_dtype_frame();
+        let shown = Element {
+            kind: ElementKind::Dataframe,
+            text: String::new(),
+            payload: Payload::Frame(sample_frame()),
+        };
+        let encoded = encode(
+            "f",
+            Duration::ZERO,
+            &CachedValue::Frame(Frame::new(df.clone())),
+            &[shown],
+            &[],
+        )
+        .unwrap();
+        let bytes = encoded.to_bytes();
+        let (at, len) = first_frame(&bytes);
+        assert_eq!(at % 64, 0);
+        // Any Arrow reader reads it from there: polars' own, here.
+        let mut cursor = std::io::Cursor::new(&bytes[at..at + len]);
+        let metadata = polars_arrow::io::ipc::read::read_file_metadata(&mut cursor).unwrap();
+        let batches: Vec<_> =
+            polars_arrow::io::ipc::read::FileReader::new(cursor, metadata, None, None)
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(batches.len(), 1);
+        assert_same_frame(&DataFrame::from(batches.into_iter().next().unwrap()), &df);
+        // The second frame starts on a boundary too.
+        let second = at + len + padding(at + len);
+        assert_eq!(second % 64, 0);
+        assert_eq!(&bytes[second..second + 6], b"ARROW1");
+        // The bytes before a frame are zeros, checked: one set, the checksum made right.
+        if at > HEADER_LEN {
+            let mut bytes = bytes.clone();
+            bytes[at - 1] = 1;
+            let sum = xxhash_rust::xxh3::xxh3_64(&bytes[CHECKED_FROM..]);
+            bytes[16..24].copy_from_slice(&sum.to_le_bytes());
+            assert!(matches!(
+                decode(&bytes),
+                Err(ReadError::Corrupt(why)) if why == "bytes between frames are not zero"
+            ));
+        }
+    }
+
+    /// The address ranges at which this process maps `path` (from `/proc/self/maps`).
+    #[cfg(target_os = "linux")]
+    fn mapped_ranges(path: &Path) -> Vec<std::ops::Range<usize>> {
+        let path = std::fs::canonicalize(path).unwrap();
+        let path = path.to_str().unwrap();
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|line| line.ends_with(path))
+            .map(|line| {
+                let (start, rest) = line.split_once('-').unwrap();
+                let end = rest.split_once(' ').unwrap().0;
+                let hex = |s: &str| usize::from_str_radix(s, 16).unwrap();
+                hex(start)..hex(end)
+            })
+            .collect()
+    }
+
+    /// A hit from disk does not copy a frame's numbers: their buffers lie in the mapping of
+    /// the cache file, which goes when the last of them does.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_disk_hit_s_numbers_point_into_the_mapped_file() {
+        let n: i32 = 100_000;
+        let floats: Vec<f64> = (0..n).map(|i| f64::from(i) * 0.5).collect();
+        let ints: Vec<Option<i64>> = (0..i64::from(n))
+            .map(|i| (i % 7 != 0).then_some(i))
+            .collect();
+        let mut df = df!(
+            "f64" => floats,
+            "i64" => ints,
+            "str" => (0..n).map(|i| format!("row {i}")).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        df.with_column(
+            Series::new("date".into(), (0..n).collect::<Vec<_>>())
+                .cast(&DataType::Date)
+                .unwrap()
+                .into_column(),
+        )
+        .unwrap();
+        let mut chunked = df.clone();
+        chunked.vstack_mut(&df).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entry.cellar");
+        write(
+            &path,
+            Duration::ZERO,
+            &CachedValue::Frame(Frame::new(chunked.clone())),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert!(mapped_ranges(&path).is_empty());
+
+        let back = frame_of(read(&path).unwrap().value);
+        assert_same_frame(&back, &chunked);
+        let mapped = mapped_ranges(&path);
+        assert!(!mapped.is_empty(), "the file is not mapped");
+        let in_mapping = |at: usize| mapped.iter().any(|r| r.contains(&at));
+        let column = |name: &str| back.column(name).unwrap().as_materialized_series().clone();
+        let f64s = column("f64");
+        let i64s = column("i64");
+        let dates = column("date");
+        let mut pointers: Vec<usize> = Vec::new();
+        pointers.extend(
+            f64s.f64()
+                .unwrap()
+                .downcast_iter()
+                .map(|a| a.values().as_ptr() as usize),
+        );
+        pointers.extend(
+            i64s.i64()
+                .unwrap()
+                .downcast_iter()
+                .map(|a| a.values().as_ptr() as usize),
+        );
+        pointers.extend(
+            dates
+                .date()
+                .unwrap()
+                .physical()
+                .downcast_iter()
+                .map(|a| a.values().as_ptr() as usize),
+        );
+        // Two chunks of three number columns, none copied.
+        assert_eq!(pointers.len(), 6);
+        for at in pointers {
+            assert!(in_mapping(at), "{at:#x} is not in the mapping {mapped:x?}");
+        }
+        // Strings are copied (checked once by polars' reader, they must not change after).
+        let strings = column("str");
+        assert!(strings.chunks().iter().all(|chunk| {
+            let array = chunk
+                .as_any()
+                .downcast_ref::<polars_arrow::array::Utf8ViewArray>()
+                .unwrap();
+            !in_mapping(array.views().as_ptr() as usize)
+        }));
+
+        // The mapping lives as long as a buffer does, and no longer.
+        drop((back, strings, dates, i64s));
+        assert!(!mapped_ranges(&path).is_empty());
+        drop(f64s);
+        assert!(
+            mapped_ranges(&path).is_empty(),
+            "the mapping outlived its frames"
+        );
     }
 }
