@@ -40,6 +40,8 @@ pub enum Action {
     AskDeleteCell(usize),
     /// Delete a cell (confirmed).
     DeleteCell(usize),
+    /// Show or hide the keyboard shortcuts (F1, the toolbar's `?`).
+    ToggleHelp,
     /// Swap a cell with its neighbour above.
     MoveUp(usize),
     /// Swap a cell with its neighbour below.

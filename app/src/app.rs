@@ -125,6 +125,8 @@ pub struct NotebookApp {
     /// Bumped by every add, delete and move, so reports of runs that started before are not
     /// filed under the wrong cell.
     layout: u64,
+    /// The keyboard shortcuts are shown (F1, `?`).
+    show_help: bool,
     tabs: Vec<SessionTab>,
     active: usize,
     view: NotebookView,
@@ -177,6 +179,7 @@ impl NotebookApp {
             notebook,
             dirty: false,
             layout: 0,
+            show_help: false,
             tabs: vec![SessionTab::new(Session::name_for(0), cells)],
             active: 0,
             view: NotebookView::default(),
@@ -516,6 +519,9 @@ impl NotebookApp {
         self.cache_panel_rect = panel_rect;
         self.confirm_dialog(&ctx, &mut actions);
         self.path_prompt_dialog(&ctx);
+        if self.show_help && !crate::help::help_window(&ctx) {
+            self.show_help = false;
+        }
 
         for action in actions {
             self.apply(action);
@@ -598,11 +604,15 @@ impl NotebookApp {
         self.show_cache_panel = shown;
     }
 
-    /// Keyboard shortcuts. Letters only act when no text field has focus.
+    /// Keyboard shortcuts (the Help view lists them). Letters only act when no text field
+    /// has focus: a focused button or slider still lets R rerun.
     fn shortcuts(&mut self, ctx: &egui::Context) -> Vec<Action> {
-        let typing = ctx.egui_wants_keyboard_input();
+        let typing = ctx.text_edit_focused();
         ctx.input_mut(|i| {
             let mut actions = Vec::new();
+            if i.consume_key(Modifiers::NONE, Key::F1) {
+                actions.push(Action::ToggleHelp);
+            }
             // Taken before the editors are drawn, so Shift+Enter runs instead of adding a line.
             if i.consume_key(Modifiers::SHIFT, Key::Enter) {
                 actions.push(Action::Run);
@@ -939,6 +949,7 @@ impl NotebookApp {
                 self.edited_layout();
             }
             Action::DeleteCell(_) => {}
+            Action::ToggleHelp => self.show_help = !self.show_help,
             Action::MoveUp(index) if index > 0 && index < self.notebook.cells.len() => {
                 self.swap_cells(index - 1, index);
             }

@@ -4,7 +4,7 @@
 //! `cellar-engine`; this crate draws it and drives it.
 //!
 //! - [`app`]: the notebook window, which applies every [`actions::Action`].
-//! - [`toolbar`]: the toolbar and the status bar.
+//! - [`toolbar`]: the toolbar and the status bar; [`help`]: the keyboard shortcuts.
 //! - [`sessions`]: session tabs, each with its own `Session` and outputs.
 //! - [`notebook_view`]: the cells; [`cell_editor`] and [`syntax`]: their code.
 //! - [`outputs`]: how each element is drawn.
@@ -24,6 +24,7 @@ pub mod cache_panel;
 pub mod cell_editor;
 pub mod cli;
 pub mod dialogs;
+pub mod help;
 pub mod notebook_view;
 pub mod outputs;
 pub mod recent;

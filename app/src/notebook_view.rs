@@ -5,7 +5,7 @@ use cellar_engine::{Cell, CellReport, Element, ElementKind, Notebook, Payload};
 use egui::{Align, Layout, RichText, Ui};
 
 use crate::actions::Action;
-use crate::cell_editor;
+use crate::cell_editor::CodeEditor;
 use crate::outputs::{self, WidgetChange};
 use crate::sessions::{CellView, SessionTab};
 use crate::theme;
@@ -109,14 +109,12 @@ impl NotebookView {
                     });
                     self.header(ui, index, count, cell, view, spinner.as_deref(), actions);
                     ui.add_space(4.0);
-                    let error_line = view.and_then(|v| v.error_line);
-                    if cell_editor::code_editor(
-                        ui,
-                        "code",
-                        &format!("Code of cell {index}"),
-                        &mut cell.source,
-                        error_line,
-                    ) {
+                    let editor = CodeEditor {
+                        id_salt: "code",
+                        accessible_name: &format!("Code of cell {index}"),
+                        error_line: view.and_then(|v| v.error_line),
+                    };
+                    if editor.show(ui, &mut cell.source).changed {
                         actions.push(Action::CodeEdited);
                     }
                     if let Some(view) = view
@@ -250,8 +248,9 @@ impl NotebookView {
         } else {
             RichText::new(&cell.title).strong().size(15.0)
         };
+        // Clickable but not a Tab stop: the ✏ button after it renames by keyboard.
         let response = ui
-            .add(egui::Label::new(title).sense(egui::Sense::click()))
+            .add(egui::Label::new(title).sense(egui::Sense::CLICK))
             .on_hover_text("Double-click to rename");
         let rename = icon_button(ui, "✏", "Rename cell");
         if response.double_clicked() || rename.clicked() {

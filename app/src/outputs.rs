@@ -533,9 +533,12 @@ fn show_widget(
                             (ui.available_width() - 80.0).clamp(120.0, 360.0);
                         let mut slider = egui::Slider::new(&mut value, lo..=hi);
                         if widget.integer {
-                            slider = slider.integer();
+                            // One arrow press is one step, whatever the slider's width.
+                            slider = slider.integer().step_by(1.0);
                         }
-                        ui.add(slider).labelled_by(name).changed()
+                        let response = ui.add(slider).labelled_by(name);
+                        let keyed = slider_keys(ui, &response, &mut value, lo, hi, widget.integer);
+                        response.changed() || keyed
                     } else {
                         let mut drag = egui::DragValue::new(&mut value);
                         if let (Some(lo), Some(hi)) = (widget.min, widget.max) {
@@ -606,6 +609,59 @@ fn show_widget(
         }
         _ => {}
     }
+}
+
+/// The keys a focused slider takes besides ←/→ (which egui handles): ↑/↓ a step,
+/// Page Up/Down a tenth of the range, Home/End the ends. ↑/↓ would otherwise move the focus
+/// away. Returns whether `value` changed.
+fn slider_keys(
+    ui: &Ui,
+    response: &egui::Response,
+    value: &mut f64,
+    lo: f64,
+    hi: f64,
+    integer: bool,
+) -> bool {
+    // A number field being typed in keeps its keys.
+    if !response.has_focus() || ui.ctx().text_edit_focused() {
+        return false;
+    }
+    ui.memory_mut(|m| {
+        m.set_focus_lock_filter(
+            response.id,
+            egui::EventFilter {
+                horizontal_arrows: true,
+                vertical_arrows: true,
+                ..Default::default()
+            },
+        )
+    });
+    let step = if integer { 1.0 } else { (hi - lo) / 100.0 };
+    let page = if integer {
+        ((hi - lo) / 10.0).round().max(1.0)
+    } else {
+        (hi - lo) / 10.0
+    };
+    let before = *value;
+    ui.input_mut(|i| {
+        use egui::{Key, Modifiers};
+        let mut count = |key| i.count_and_consume_key(Modifiers::NONE, key) as f64;
+        let up = count(Key::ArrowUp) - count(Key::ArrowDown);
+        let pages = count(Key::PageUp) - count(Key::PageDown);
+        let (home, end) = (count(Key::Home) > 0.0, count(Key::End) > 0.0);
+        *value += up * step + pages * page;
+        if home {
+            *value = lo;
+        }
+        if end {
+            *value = hi;
+        }
+    });
+    if integer {
+        *value = value.round();
+    }
+    *value = value.clamp(lo.min(hi), hi.max(lo));
+    *value != before
 }
 
 #[cfg(test)]

@@ -110,6 +110,14 @@ pub fn toolbar(ui: &mut Ui, model: &ToolbarModel<'_>, actions: &mut Vec<Action>)
             actions.push(Action::NewSession);
         }
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            if ui
+                .button("?")
+                .on_hover_text("Keyboard shortcuts (F1)")
+                .accessible_name("Keyboard shortcuts (F1)")
+                .clicked()
+            {
+                actions.push(Action::ToggleHelp);
+            }
             if button(
                 ui,
                 model.theme.label(),

@@ -1386,3 +1386,175 @@ fn a_cell_served_a_stale_value_says_refreshing_until_the_background_run_ends() {
     harness.run_ok();
     assert!(harness.query_by_label("refreshing `slow`").is_none());
 }
+
+/// The node with keyboard focus: its role and its label (or the label it is labelled by).
+fn focused(harness: &Harness<'static, NotebookApp>) -> Option<(Role, String)> {
+    use egui_kittest::kittest::NodeT as _;
+    harness.query_by(|node| node.is_focused()).map(|node| {
+        let node = node.accesskit_node();
+        (node.role(), node.label().unwrap_or_default())
+    })
+}
+
+/// Presses Tab until `wanted` has focus, leaving each code editor it lands in with Escape
+/// (Tab indents inside an editor); panics after `most` presses.
+fn tab_until(
+    harness: &mut Harness<'static, NotebookApp>,
+    most: usize,
+    what: &str,
+    wanted: impl Fn(Role, &str) -> bool,
+) {
+    for _ in 0..most {
+        let in_editor = focused(harness).is_some_and(|(_, label)| label.starts_with("Code of"));
+        harness.key_press(if in_editor {
+            egui::Key::Escape
+        } else {
+            egui::Key::Tab
+        });
+        harness.run_ok();
+        if let Some((role, label)) = focused(harness)
+            && wanted(role, &label)
+        {
+            return;
+        }
+    }
+    panic!("{what} never had focus after {most} Tabs");
+}
+
+#[test]
+fn the_tour_can_be_walked_by_keyboard_alone() {
+    let mut harness = harness(NotebookApp::open(&tour_path()).unwrap());
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    // From nothing focused, Tab reaches the first slider (through the toolbar and cells).
+    tab_until(
+        &mut harness,
+        200,
+        "the Rows to show slider",
+        |role, label| role == Role::Slider && label == "Rows to show",
+    );
+    // Arrow keys move it, and the notebook reruns with each value.
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("6 rows × 4 columns (Date/Time, Lat, Lon, Base)");
+    harness.key_press(egui::Key::ArrowUp);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("7 rows × 4 columns (Date/Time, Lat, Lon, Base)");
+    // The slider still has focus after the reruns.
+    assert_eq!(
+        focused(&harness),
+        Some((Role::Slider, "Rows to show".to_string()))
+    );
+    // Further down: the second slider, past the editors (each left with Escape).
+    tab_until(
+        &mut harness,
+        200,
+        "the Minimum latitude slider",
+        |role, label| role == Role::Slider && label == "Minimum latitude",
+    );
+    harness.key_press(egui::Key::End);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label_contains("north of 41");
+    assert!(
+        !harness.state().is_dirty(),
+        "walking by keyboard edits nothing"
+    );
+}
+
+#[test]
+fn escape_leaves_the_editor_for_the_next_widget_and_tab_indents_in_it() {
+    let mut harness = harness_on(
+        "keys.rhai",
+        "// %% Pick\nlet n = slider(\"N\", 0, 9, 3);\nwrite(`n ${n}`);\n// %% After\nwrite(1);\n",
+    );
+    harness.get_by_label("Code of cell 0").focus();
+    harness.run_ok();
+    assert_eq!(
+        focused(&harness).map(|f| f.1),
+        Some("Code of cell 0".to_string())
+    );
+    // Tab in the editor indents with spaces (no tab character in the file).
+    harness.key_press(egui::Key::Tab);
+    harness.run_ok();
+    let source = harness.state().notebook().cells[0].source.clone();
+    assert!(source.contains("    "), "{source:?}");
+    assert!(!source.contains('\t'), "{source:?}");
+    assert_eq!(
+        focused(&harness).map(|f| f.1),
+        Some("Code of cell 0".to_string())
+    );
+    // Escape leaves the editor for the widget after it (the cell's slider), not the toolbar.
+    harness.key_press(egui::Key::Escape);
+    harness.run_ok();
+    harness.run_ok();
+    assert_eq!(focused(&harness), Some((Role::Slider, "N".to_string())));
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label("n 4");
+    // Ctrl+Tab leaves an editor too, and Ctrl+Shift+Tab goes back.
+    harness.get_by_label("Code of cell 1").focus();
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Tab);
+    harness.run_ok();
+    harness.run_ok();
+    let after = focused(&harness);
+    assert!(
+        after.as_ref().is_some_and(|f| f.1 != "Code of cell 1"),
+        "{after:?}"
+    );
+    assert_eq!(harness.state().notebook().cells[1].source, "write(1);\n");
+}
+
+#[test]
+fn a_focused_slider_takes_arrow_page_home_and_end_keys() {
+    let mut harness = harness_on(
+        "slider.rhai",
+        "// %% Pick\nlet n = slider(\"N\", 0, 20, 4);\nwrite(`n ${n}`);\n",
+    );
+    harness.get_by_role(Role::Slider).focus();
+    harness.run_ok();
+    let mut press = |key: egui::Key, shows: &str| {
+        harness.key_press(key);
+        harness.run_ok();
+        settle(&mut harness);
+        harness.get_by_label(shows);
+        assert_eq!(focused(&harness), Some((Role::Slider, "N".to_string())));
+    };
+    press(egui::Key::ArrowRight, "n 5");
+    press(egui::Key::ArrowUp, "n 6");
+    press(egui::Key::ArrowDown, "n 5");
+    press(egui::Key::ArrowLeft, "n 4");
+    press(egui::Key::PageUp, "n 6");
+    press(egui::Key::End, "n 20");
+    press(egui::Key::Home, "n 0");
+}
+
+#[test]
+fn the_help_view_lists_the_shortcuts_from_f1_and_the_toolbar() {
+    let mut harness = harness_on("help.rhai", "write(1);\n");
+    assert!(harness.query_by_label("Keyboard shortcuts").is_none());
+    harness.key_press(egui::Key::F1);
+    harness.run_ok();
+    harness.get_by_label("Keyboard shortcuts");
+    for keys in [
+        "Shift+Enter",
+        "Esc or Ctrl+Tab in code",
+        "Arrow keys on a slider",
+    ] {
+        harness.get_by_label(keys);
+    }
+    // Escape closes it; the toolbar's ? opens it again, and Close closes it.
+    harness.key_press(egui::Key::Escape);
+    harness.run_ok();
+    assert!(harness.query_by_label("Keyboard shortcuts").is_none());
+    harness.get_by_label("Keyboard shortcuts (F1)").click();
+    harness.run_ok();
+    harness.get_by_label("Keyboard shortcuts");
+    harness.get_by_label("Close").click();
+    harness.run_ok();
+    assert!(harness.query_by_label("Keyboard shortcuts").is_none());
+}
