@@ -301,6 +301,8 @@ fn a_corrupt_persisted_file_is_dropped_with_a_warning_and_recomputed() {
     let mut bytes = std::fs::read(&file).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
+    // Cache files are read-only for their owner: replaced, as a damaged copy would be.
+    std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, &bytes).unwrap();
 
     let mut h = Harness::functions_only(Some(dir.path().to_path_buf()));
