@@ -40,6 +40,8 @@ pub enum Action {
     AskDeleteCell(usize),
     /// Delete a cell (confirmed).
     DeleteCell(usize),
+    /// Bring back the cell deleted last (the status bar's Undo, Ctrl+Z).
+    UndoDelete,
     /// Show or hide the keyboard shortcuts (F1, the toolbar's `?`).
     ToggleHelp,
     /// Swap a cell with its neighbour above.

@@ -116,6 +116,21 @@ fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// A deleted cell, kept so Undo can bring it back where it was.
+struct DeletedCell {
+    index: usize,
+    cell: Cell,
+    /// Its id in the window (its editor's undo history, its focus).
+    id: u64,
+    /// What it showed in each session tab, by the tab's name.
+    views: Vec<(String, Option<crate::sessions::CellView>)>,
+    /// `cell 2 (Plot)`, as it was called where it was.
+    label: String,
+}
+
+/// How many deleted cells Undo can bring back.
+const UNDO_DEPTH: usize = 20;
+
 /// The state of the notebook window.
 pub struct NotebookApp {
     runtime: Arc<Runtime>,
@@ -125,6 +140,12 @@ pub struct NotebookApp {
     /// Bumped by every add, delete and move, so reports of runs that started before are not
     /// filed under the wrong cell.
     layout: u64,
+    /// Each cell's id for as long as the window is open, in cell order (the view keys each
+    /// cell's widgets by it).
+    cell_ids: Vec<u64>,
+    next_cell_id: u64,
+    /// Deleted cells, the last one last: Undo (Ctrl+Z) brings them back.
+    deleted: Vec<DeletedCell>,
     /// The keyboard shortcuts are shown (F1, `?`).
     show_help: bool,
     tabs: Vec<SessionTab>,
@@ -179,6 +200,9 @@ impl NotebookApp {
             notebook,
             dirty: false,
             layout: 0,
+            cell_ids: (0..cells as u64).collect(),
+            next_cell_id: cells as u64,
+            deleted: Vec::new(),
             show_help: false,
             tabs: vec![SessionTab::new(Session::name_for(0), cells)],
             active: 0,
@@ -482,8 +506,9 @@ impl NotebookApp {
                     cache_bytes: self.cache_totals.0,
                     cache_entries: self.cache_totals.1,
                     message: self.message.as_ref().map(|(m, e)| (m.as_str(), *e)),
+                    undo: self.deleted.last().map(|d| d.label.as_str()),
                 };
-                toolbar::status_bar(ui, &model);
+                toolbar::status_bar(ui, &model, &mut actions);
             });
         let panel_rect = self.show_cache_panel.then(|| {
             // An exact width the app keeps (what the user dragged it to, bounded by the
@@ -509,6 +534,7 @@ impl NotebookApp {
             self.view.ui(
                 ui,
                 &mut self.notebook,
+                &self.cell_ids,
                 &self.tabs[self.active],
                 &mut actions,
             );
@@ -604,8 +630,8 @@ impl NotebookApp {
         self.show_cache_panel = shown;
     }
 
-    /// Keyboard shortcuts (the Help view lists them). Letters only act when no text field
-    /// has focus: a focused button or slider still lets R rerun.
+    /// Keyboard shortcuts (the Help view lists them). Letters and Ctrl+Z only act when no
+    /// text field has focus: a focused button or slider still lets R rerun.
     fn shortcuts(&mut self, ctx: &egui::Context) -> Vec<Action> {
         let typing = ctx.text_edit_focused();
         ctx.input_mut(|i| {
@@ -628,6 +654,9 @@ impl NotebookApp {
                 actions.push(Action::Open);
             }
             if !typing && self.confirm.is_none() && self.path_prompt.is_none() {
+                if i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::Z)) {
+                    actions.push(Action::UndoDelete);
+                }
                 if i.consume_key(Modifiers::NONE, Key::R) {
                     actions.push(Action::Run);
                 }
@@ -831,6 +860,7 @@ impl NotebookApp {
         }
         self.notebook = notebook;
         self.notebook.renumber();
+        self.reset_cells();
         self.dirty = true;
         self.layout += 1;
         self.message = Some(("Recovered the unsaved changes".into(), false));
@@ -927,8 +957,12 @@ impl NotebookApp {
             Action::AddCell(index) => {
                 let index = index.min(self.notebook.cells.len());
                 self.notebook.cells.insert(index, Cell::new("", "\n"));
+                let id = self.new_cell_id();
+                self.cell_ids.insert(index, id);
                 self.tabs.iter_mut().for_each(|t| t.insert_cell(index));
                 self.edited_layout();
+                // Ready to type in, and in view however far down it is.
+                self.view.focus_cell(id);
             }
             Action::AskDeleteCell(index) => {
                 let empty = self
@@ -944,11 +978,46 @@ impl NotebookApp {
                 }
             }
             Action::DeleteCell(index) if index < self.notebook.cells.len() => {
-                self.notebook.cells.remove(index);
-                self.tabs.iter_mut().for_each(|t| t.remove_cell(index));
+                let cell = self.notebook.cells.remove(index);
+                let label = cell.label(index);
+                let id = self.cell_ids.remove(index);
+                let views = self
+                    .tabs
+                    .iter_mut()
+                    .map(|t| (t.name.clone(), t.remove_cell(index)))
+                    .collect();
+                self.message = Some((format!("Deleted {label}."), false));
+                self.deleted.push(DeletedCell {
+                    index,
+                    cell,
+                    id,
+                    views,
+                    label,
+                });
+                if self.deleted.len() > UNDO_DEPTH {
+                    self.deleted.remove(0);
+                }
                 self.edited_layout();
             }
             Action::DeleteCell(_) => {}
+            Action::UndoDelete => {
+                if let Some(deleted) = self.deleted.pop() {
+                    let index = deleted.index.min(self.notebook.cells.len());
+                    self.notebook.cells.insert(index, deleted.cell);
+                    self.cell_ids.insert(index, deleted.id);
+                    let mut views = deleted.views;
+                    for tab in &mut self.tabs {
+                        let view = views
+                            .iter_mut()
+                            .find(|(name, _)| *name == tab.name)
+                            .and_then(|(_, view)| view.take());
+                        tab.restore_cell(index, view);
+                    }
+                    self.message = Some((format!("Brought back {}.", deleted.label), false));
+                    self.edited_layout();
+                    self.view.focus_cell(deleted.id);
+                }
+            }
             Action::ToggleHelp => self.show_help = !self.show_help,
             Action::MoveUp(index) if index > 0 && index < self.notebook.cells.len() => {
                 self.swap_cells(index - 1, index);
@@ -977,8 +1046,24 @@ impl NotebookApp {
 
     fn swap_cells(&mut self, a: usize, b: usize) {
         self.notebook.cells.swap(a, b);
+        self.cell_ids.swap(a, b);
         self.tabs.iter_mut().for_each(|t| t.swap_cells(a, b));
         self.edited_layout();
+    }
+
+    /// An id no cell of this window has had.
+    fn new_cell_id(&mut self) -> u64 {
+        self.next_cell_id += 1;
+        self.next_cell_id - 1
+    }
+
+    /// A new notebook replaces the cells: new ids, nothing to undo.
+    fn reset_cells(&mut self) {
+        let ids: Vec<u64> = (0..self.notebook.cells.len())
+            .map(|_| self.new_cell_id())
+            .collect();
+        self.cell_ids = ids;
+        self.deleted.clear();
     }
 
     fn edited_layout(&mut self) {
@@ -1013,6 +1098,7 @@ impl NotebookApp {
                     tab.reset_outputs(notebook.cells.len());
                 }
                 self.notebook = notebook;
+                self.reset_cells();
                 self.path = path.to_path_buf();
                 self.dirty = false;
                 self.layout += 1;

@@ -1,5 +1,6 @@
-//! A cell's code editor: a multi-line text field with Rhai highlighting, a band behind the
-//! line where the last run failed, and the cell's trailing blank lines kept out of sight (they separate cells in the file and are written
+//! A cell's code editor: a multi-line text field with Rhai highlighting, the file's line
+//! numbers in a gutter, a band behind the line where the last run failed, and the cell's
+//! trailing blank lines kept out of sight (they separate cells in the file and are written
 //! back unchanged on save).
 //!
 //! Keys, as in other code editors: Tab indents (four spaces; over a selection, every line
@@ -29,6 +30,11 @@ pub struct CodeEditor<'a> {
     pub accessible_name: &'a str,
     /// 0-based line of the cell where the last run failed.
     pub error_line: Option<usize>,
+    /// The file line of the cell's first line of code (the gutter counts from it, so the
+    /// numbers are the ones errors cite).
+    pub first_line: usize,
+    /// Take the keyboard focus and scroll into view (a cell just added).
+    pub focus: bool,
 }
 
 /// What happened in the editor this frame.
@@ -67,6 +73,9 @@ impl CodeEditor<'_> {
             ui.fonts_mut(|f| f.layout_job(job))
         };
         let rows = code.lines().count().max(1);
+        let last_line = self.first_line + rows.saturating_sub(1);
+        let digit_width = ui.fonts_mut(|f| f.glyph_width(&font, '0'));
+        let gutter = digit_width * last_line.to_string().len().max(2) as f32 + 12.0;
         let output = egui::TextEdit::multiline(&mut code)
             .id(id)
             .font(egui::TextStyle::Monospace)
@@ -80,17 +89,27 @@ impl CodeEditor<'_> {
             .desired_rows(rows)
             .desired_width(f32::INFINITY)
             .background_color(ui.visuals().extreme_bg_color)
-            .margin(egui::vec2(8.0, 6.0))
+            .margin(egui::Margin {
+                left: (gutter + 12.0) as i8,
+                right: 8,
+                top: 6,
+                bottom: 6,
+            })
             .layouter(&mut layouter)
             .show(ui);
         if let Some(line) = self.error_line {
             paint_error_line(ui, &output, line, dark);
         }
+        paint_line_numbers(ui, &output, self.first_line, gutter, id);
         let response = output
             .response
             .response
             .clone()
             .accessible_name(self.accessible_name);
+        if self.focus {
+            response.request_focus();
+            response.scroll_to_me(Some(egui::Align::Center));
+        }
         let changed = response.changed() || indented;
         if changed {
             *source = format!("{code}{tail}");
@@ -242,6 +261,50 @@ pub fn reindent(code: &str, from: usize, to: usize, indent: Indent) -> (String, 
         (pos as isize + shift) as usize
     };
     (text, map(from), map(to))
+}
+
+/// Paints the file's line numbers in the gutter, one at the first row of every line (a long
+/// line wraps onto rows without a number), and names the gutter for screen readers.
+fn paint_line_numbers(
+    ui: &Ui,
+    output: &egui::text_edit::TextEditOutput,
+    first_line: usize,
+    gutter: f32,
+    id: egui::Id,
+) {
+    let rect = output.response.response.rect;
+    let font = egui::TextStyle::Monospace.resolve(ui.style());
+    let color = ui.visuals().weak_text_color();
+    let painter = ui.painter().with_clip_rect(ui.clip_rect().intersect(rect));
+    let right = rect.left() + gutter;
+    let mut line = first_line;
+    let mut starts_line = true;
+    for row in &output.galley.rows {
+        if starts_line {
+            // The same font as the code: tops aligned, the digits sit on the row's baseline.
+            let y = output.galley_pos.y + row.rect().top();
+            painter.text(
+                egui::pos2(right, y),
+                egui::Align2::RIGHT_TOP,
+                line.to_string(),
+                font.clone(),
+                color,
+            );
+            line += 1;
+        }
+        starts_line = row.ends_with_newline;
+    }
+    let separator = right + 6.0;
+    painter.vline(
+        separator,
+        rect.y_range().shrink(4.0),
+        egui::Stroke::new(1.0, color.gamma_multiply(0.35)),
+    );
+    let last = line.saturating_sub(1).max(first_line);
+    let gutter_rect = egui::Rect::from_x_y_ranges(rect.left()..=separator, rect.y_range());
+    let name = format!("Line numbers {first_line} to {last}");
+    ui.interact(gutter_rect, id.with("gutter"), egui::Sense::hover())
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &name));
 }
 
 /// Paints a translucent band over the rows of logical line `line` (wrapped lines span rows).

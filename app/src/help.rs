@@ -16,6 +16,10 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ),
     ("Ctrl+S / Ctrl+Shift+S", "Save / save as"),
     ("Ctrl+O", "Open a notebook"),
+    (
+        "Ctrl+Z",
+        "Bring back the cell deleted last (when no text field has focus)",
+    ),
     ("F1 or ?", "Show or hide this list"),
     (
         "Tab / Shift+Tab",

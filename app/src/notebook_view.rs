@@ -25,20 +25,31 @@ pub struct NotebookView {
     /// Cached fns computing again in the background (`refresh = "background"`): a cell that
     /// was served one of them stale says so until it is done.
     refreshing: Vec<String>,
+    /// The cell (by its id) whose editor takes the focus and scrolls into view next.
+    focus_cell: Option<u64>,
 }
 
 impl NotebookView {
+    /// Gives the editor of the cell with id `cell` the keyboard focus on the next frame, and
+    /// scrolls it into view (a cell just added or brought back).
+    pub fn focus_cell(&mut self, cell: u64) {
+        self.focus_cell = Some(cell);
+    }
+
     /// Tells the view which cached fns are computing again in the background now.
     pub fn set_refreshing(&mut self, functions: Vec<String>) {
         self.refreshing = functions;
     }
 
     /// Draws every cell of `notebook` with the outputs of `tab`; edits go straight into the
-    /// notebook, everything else into `actions`.
+    /// notebook, everything else into `actions`. `cell_ids` names each cell for as long as
+    /// the window is open: its widgets keep their state (the editor's undo history, the
+    /// keyboard focus) when cells around it are added, moved or deleted.
     pub fn ui(
         &mut self,
         ui: &mut Ui,
         notebook: &mut Notebook,
+        cell_ids: &[u64],
         tab: &SessionTab,
         actions: &mut Vec<Action>,
     ) {
@@ -59,7 +70,12 @@ impl NotebookView {
                     ui.add_space(12.0);
                     let count = notebook.cells.len();
                     for index in 0..count {
-                        self.cell_ui(ui, index, count, &mut notebook.cells[index], tab, actions);
+                        let id = cell_ids
+                            .get(index)
+                            .copied()
+                            .unwrap_or(u64::MAX - index as u64);
+                        let cell = CellSlot { index, count, id };
+                        self.cell_ui(ui, cell, &mut notebook.cells[index], tab, actions);
                         ui.add_space(10.0);
                     }
                     ui.vertical_centered(|ui| {
@@ -79,12 +95,12 @@ impl NotebookView {
     fn cell_ui(
         &mut self,
         ui: &mut Ui,
-        index: usize,
-        count: usize,
+        slot: CellSlot,
         cell: &mut Cell,
         tab: &SessionTab,
         actions: &mut Vec<Action>,
     ) {
+        let CellSlot { index, count, id } = slot;
         let view = tab.outputs.get(index).and_then(Option::as_ref);
         let computing = tab.computing_cell() == Some(index);
         let dark = ui.visuals().dark_mode;
@@ -100,7 +116,7 @@ impl NotebookView {
             .inner_margin(egui::Margin::symmetric(14, 10))
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
-                ui.push_id(("cell", index), |ui| {
+                ui.push_id(("cell", id), |ui| {
                     // The computing cell says what it is doing in its header, so its outputs
                     // (and a widget the user may be dragging) never move while it runs.
                     let spinner = computing.then(|| {
@@ -109,10 +125,16 @@ impl NotebookView {
                     });
                     self.header(ui, index, count, cell, view, spinner.as_deref(), actions);
                     ui.add_space(4.0);
+                    let focus = self.focus_cell == Some(id);
+                    if focus {
+                        self.focus_cell = None;
+                    }
                     let editor = CodeEditor {
                         id_salt: "code",
                         accessible_name: &format!("Code of cell {index}"),
                         error_line: view.and_then(|v| v.error_line),
+                        first_line: cell.first_line,
+                        focus,
                     };
                     if editor.show(ui, &mut cell.source).changed {
                         actions.push(Action::CodeEdited);
@@ -257,6 +279,14 @@ impl NotebookView {
             self.renaming = Some((index, cell.title.clone()));
         }
     }
+}
+
+/// Where a cell is drawn: its place, how many cells there are, and its id in the window.
+#[derive(Clone, Copy)]
+struct CellSlot {
+    index: usize,
+    count: usize,
+    id: u64,
 }
 
 /// A widget element showing the value the user gave it, when no finished run has shown that

@@ -373,11 +373,18 @@ impl SessionTab {
         self.outputs.insert(index.min(self.outputs.len()), None);
     }
 
-    /// Keeps outputs in step with a deleted cell.
-    pub fn remove_cell(&mut self, index: usize) {
+    /// Keeps outputs in step with a deleted cell; returns what the cell showed (for undo).
+    pub fn remove_cell(&mut self, index: usize) -> Option<CellView> {
         if index < self.outputs.len() {
-            self.outputs.remove(index);
+            self.outputs.remove(index)
+        } else {
+            None
         }
+    }
+
+    /// Keeps outputs in step with a cell brought back at `index`, showing `view` again.
+    pub fn restore_cell(&mut self, index: usize, view: Option<CellView>) {
+        self.outputs.insert(index.min(self.outputs.len()), view);
     }
 
     /// Keeps outputs in step with two cells swapped.

@@ -182,10 +182,12 @@ pub struct StatusModel<'a> {
     pub cache_entries: usize,
     /// A message (saved, failed to open, ...), and whether it is an error.
     pub message: Option<(&'a str, bool)>,
+    /// The cell deleted last, which Undo brings back (its label).
+    pub undo: Option<&'a str>,
 }
 
-/// Draws the status bar.
-pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>) {
+/// Draws the status bar; Undo becomes an action.
+pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("Session {}", model.session)).strong());
         ui.separator();
@@ -228,8 +230,20 @@ pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>) {
             model.cache_entries,
             if model.cache_entries == 1 { "y" } else { "ies" }
         ));
-        if let Some((message, is_error)) = model.message {
-            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+        if model.message.is_none() && model.undo.is_none() {
+            return;
+        }
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            if let Some(cell) = model.undo
+                && ui
+                    .button("Undo")
+                    .on_hover_text(format!("Bring back {cell} (Ctrl+Z)"))
+                    .accessible_name("Undo delete")
+                    .clicked()
+            {
+                actions.push(Action::UndoDelete);
+            }
+            if let Some((message, is_error)) = model.message {
                 let text = RichText::new(message);
                 let text = if is_error {
                     text.color(ui.visuals().error_fg_color)
@@ -237,7 +251,7 @@ pub fn status_bar(ui: &mut Ui, model: &StatusModel<'_>) {
                     text.weak()
                 };
                 ui.add(egui::Label::new(text).truncate());
-            });
-        }
+            }
+        });
     });
 }

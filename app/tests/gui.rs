@@ -1543,6 +1543,7 @@ fn the_help_view_lists_the_shortcuts_from_f1_and_the_toolbar() {
     for keys in [
         "Shift+Enter",
         "Esc or Ctrl+Tab in code",
+        "Ctrl+Z",
         "Arrow keys on a slider",
     ] {
         harness.get_by_label(keys);
@@ -1557,4 +1558,136 @@ fn the_help_view_lists_the_shortcuts_from_f1_and_the_toolbar() {
     harness.get_by_label("Close").click();
     harness.run_ok();
     assert!(harness.query_by_label("Keyboard shortcuts").is_none());
+}
+
+#[test]
+fn the_editor_numbers_lines_as_the_file_does_and_as_errors_cite_them() {
+    let mut harness = harness_on(
+        "broken.rhai",
+        "// %% Fine\nlet x = 1;\n// %% Broken\nlet y = 2;\nlet z = no_such_variable + 1;\n",
+    );
+    harness.get_by_label("Line numbers 2 to 2");
+    harness.get_by_label("Line numbers 4 to 5");
+    harness.get_by_label_contains("line 5, column 9");
+    // A cell added above moves the numbers, and the next run's error cites the new line.
+    harness
+        .get_all_by_label("Insert a cell below")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    harness.get_by_label("Line numbers 4 to 4");
+    harness.get_by_label("Line numbers 6 to 7");
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    harness.run_ok();
+    settle(&mut harness);
+    harness.get_by_label_contains("line 7, column 9");
+    let text = harness.state().notebook().to_text();
+    assert_eq!(
+        text.lines().nth(6),
+        Some("let z = no_such_variable + 1;"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_deleted_cell_comes_back_with_undo_or_ctrl_z_and_keeps_its_cache() {
+    let text =
+        "// %% One\nlet a = 1;\nwrite(a);\n// %% Two\nwrite(a + 1);\n// %% Three\nwrite(a + 2);\n";
+    let mut harness = harness_on("undo.rhai", text);
+    let delete_two = |harness: &mut Harness<'static, NotebookApp>| {
+        harness
+            .get_all_by_label("Delete cell")
+            .nth(1)
+            .unwrap()
+            .click();
+        harness.run_ok();
+        harness.get_by_label("Delete").click();
+        harness.run_ok();
+        assert_eq!(harness.state().notebook().cells.len(), 2);
+    };
+    delete_two(&mut harness);
+    harness.get_by_label("Deleted cell 1 (Two).");
+    harness.get_by_label("Undo delete").click();
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().to_text(), text);
+    // It shows what it showed, and the rerun serves it from the cache: the same cell.
+    harness.get_by_label("2");
+    harness.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    harness.run_ok();
+    settle(&mut harness);
+    assert_eq!(statuses(&harness), ["hit", "hit", "hit"]);
+    // Ctrl+Z brings it back too, when no editor has the focus...
+    delete_two(&mut harness);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().to_text(), text);
+    // ...but in an editor, Ctrl+Z is the editor's own undo.
+    delete_two(&mut harness);
+    harness.get_by_label("Code of cell 0").focus();
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().cells.len(), 2);
+    assert!(harness.query_by_label("Undo delete").is_some());
+}
+
+#[test]
+fn a_new_cell_has_the_focus_and_is_scrolled_into_view() {
+    let text: String = (0..12)
+        .map(|i| format!("// %% Cell {i}\nwrite({i});\n"))
+        .collect();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 600.0))
+        .build_ui_state(
+            |ui, app: &mut NotebookApp| app.ui(ui),
+            NotebookApp::new(PathBuf::from("long.rhai"), Notebook::parse(&text)),
+        );
+    harness.state_mut().start_run(None);
+    settle(&mut harness);
+    // The button at the end of the notebook, reached by scrolling.
+    let add = harness.get_by_label("➕ Add cell");
+    add.scroll_to_me();
+    harness.run_ok();
+    harness.get_by_label("➕ Add cell").click();
+    harness.run_ok();
+    harness.run_ok();
+    assert_eq!(harness.state().notebook().cells.len(), 13);
+    assert_eq!(
+        focused(&harness).map(|f| f.1),
+        Some("Code of cell 12".to_string())
+    );
+    let editor = harness.get_by_label("Code of cell 12").rect();
+    assert!(
+        editor.top() >= 0.0 && editor.bottom() <= 600.0,
+        "the new cell is out of view: {editor:?}"
+    );
+    // Typing goes into it.
+    harness
+        .get_by_label("Code of cell 12")
+        .type_text("write(99);");
+    harness.run_ok();
+    assert!(
+        harness.state().notebook().cells[12]
+            .source
+            .contains("write(99);")
+    );
+    // A cell inserted in the middle takes the focus too.
+    harness
+        .get_all_by_label("Insert a cell below")
+        .next()
+        .unwrap()
+        .scroll_to_me();
+    harness.run_ok();
+    harness
+        .get_all_by_label("Insert a cell below")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    harness.run_ok();
+    assert_eq!(
+        focused(&harness).map(|f| f.1),
+        Some("Code of cell 1".to_string())
+    );
 }
