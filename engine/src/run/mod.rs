@@ -387,6 +387,13 @@ impl Runtime {
     pub fn retain_cells_of(&self, notebook: &Notebook) -> usize {
         let keys: HashSet<String> = notebook.cell_keys().into_iter().collect();
         self.cells.retain(|name| keys.contains(name));
+        // Runs on every rerun: the entries are listed only when a cell has some to drop.
+        let stale = self.cache.stats().into_iter().any(|s| {
+            s.kind == crate::cache::CacheKind::Cell && s.entries > 0 && !keys.contains(&s.name)
+        });
+        if !stale {
+            return 0;
+        }
         let gone: Vec<(String, u128)> = self
             .cache
             .entries()
