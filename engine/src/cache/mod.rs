@@ -25,8 +25,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{CacheEvent, CallOutcome, EventKind, MissReason, RemovalCause};
 pub use registry::{
     CacheRegistry, CallKey, EntryInfo, FunctionInfo, FunctionPolicy, FunctionStats, KeyPart,
-    MemoryUse,
-    Refresh, Release, StoredValue, WidgetRead,
+    MemoryUse, Refresh, Release, StoredValue, WidgetRead,
 };
 pub use resource::ResourceHandle;
 pub use size::parse_size;
