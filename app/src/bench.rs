@@ -159,19 +159,26 @@ fn run_notebook(runtime: &Runtime, text: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// A runtime whose `bench_frame(n)` returns `frame` (made before anything is timed), and the
+/// slot that holds it (emptied to drop the frame).
+fn serving(frame: Frame) -> (Runtime, Arc<Mutex<Option<Frame>>>) {
+    let frames = Arc::new(Mutex::new(Some(frame)));
+    let mut runtime = runtime();
+    let source = frames.clone();
+    runtime
+        .engine_mut()
+        .register_fn("bench_frame", move |_n: i64| {
+            source.lock().clone().unwrap_or_default()
+        });
+    runtime.declare_effect("bench_frame", Effect::Pure);
+    (runtime, frames)
+}
+
 fn bench_cache(rows: &[usize]) -> Result<(), String> {
     println!("rows,decorator,first_s,hit_s");
     for &n in rows {
-        let frames: Arc<Mutex<Option<Frame>>> = Arc::new(Mutex::new(Some(random_frame(n))));
-        let mut runtime = runtime();
-        let source = frames.clone();
         // The Rhai fn returns an existing frame, like FRAMES[n] in the Streamlit script.
-        runtime
-            .engine_mut()
-            .register_fn("bench_frame", move |_n: i64| {
-                source.lock().clone().unwrap_or_default()
-            });
-        runtime.declare_effect("bench_frame", Effect::Pure);
+        let (runtime, frames) = serving(random_frame(n));
         for decorator in ["cache_data", "cache_resource"] {
             let text = format!(
                 r#"
@@ -208,16 +215,8 @@ write(hits[1]);
 fn bench_arg(rows: &[usize]) -> Result<(), String> {
     println!("rows,first_s,hit_s");
     for &n in rows {
-        let frames: Arc<Mutex<Option<Frame>>> = Arc::new(Mutex::new(Some(random_frame(n))));
-        let mut runtime = runtime();
-        let source = frames.clone();
         // The frame exists before the timed calls, like `df` in the Streamlit script.
-        runtime
-            .engine_mut()
-            .register_fn("bench_frame", move |_n: i64| {
-                source.lock().clone().unwrap_or_default()
-            });
-        runtime.declare_effect("bench_frame", Effect::Pure);
+        let (runtime, frames) = serving(random_frame(n));
         let text = format!(
             r#"
 @cache_data(show_spinner = false)

@@ -356,6 +356,39 @@ fn remember_call(last: &mut Option<Vec<KeyPart>>, last_key: &mut Option<u128>, c
 }
 
 impl FunctionState {
+    /// Counts a hit of `call`'s entry (which the caller found) and returns what to serve.
+    fn take_hit(&mut self, call: &CallKey, now: Duration, tick: u64, stale: Option<bool>) -> Begin {
+        let entry = self
+            .entries
+            .get_mut(&call.key)
+            .expect("the caller found it");
+        entry.hits += 1;
+        entry.last_hit = Some(now);
+        entry.lru_tick = tick;
+        let hit = Begin::Hit {
+            value: entry.value.clone(),
+            elements: entry.elements.clone(),
+            files: entry.files.clone(),
+            generation: entry.generation,
+            stale,
+        };
+        self.hits += 1;
+        remember_call(&mut self.last_call, &mut self.last_args_key, call);
+        hit
+    }
+
+    /// Marks `key` as being computed by this thread: others asking for it wait.
+    fn start_flight(&mut self, key: u128) {
+        self.in_flight.insert(
+            key,
+            Arc::new(InFlight {
+                owner: std::thread::current().id(),
+                done: Mutex::new(false),
+                finished: Condvar::new(),
+            }),
+        );
+    }
+
     fn remember_removal(&mut self, args_key: u128, reason: MissReason) {
         if self.tombstones.insert(args_key, reason).is_none() {
             self.tombstone_order.push_back(args_key);
@@ -690,19 +723,7 @@ impl CacheRegistry {
         match expired {
             Some((_, true)) if !refreshing => {
                 let start = f.refreshing.insert(call.key);
-                let entry = f.entries.get_mut(&call.key).expect("found above");
-                entry.hits += 1;
-                entry.last_hit = Some(now);
-                entry.lru_tick = tick;
-                f.hits += 1;
-                remember_call(&mut f.last_call, &mut f.last_args_key, call);
-                let hit = Begin::Hit {
-                    value: entry.value.clone(),
-                    elements: entry.elements.clone(),
-                    files: entry.files.clone(),
-                    generation: entry.generation,
-                    stale: Some(start),
-                };
+                let hit = f.take_hit(call, now, tick, Some(start));
                 self.log(
                     &mut state,
                     function,
@@ -719,14 +740,7 @@ impl CacheRegistry {
                     return Ok(Begin::Wait(f.in_flight[&call.key].clone()));
                 }
                 f.misses += 1;
-                f.in_flight.insert(
-                    call.key,
-                    Arc::new(InFlight {
-                        owner: std::thread::current().id(),
-                        done: Mutex::new(false),
-                        finished: Condvar::new(),
-                    }),
-                );
+                f.start_flight(call.key);
                 let reason = MissReason::Expired(ttl);
                 self.log(
                     &mut state,
@@ -743,19 +757,8 @@ impl CacheRegistry {
             None => {}
         }
         let f = state.functions.get_mut(function).expect("still there");
-        if let Some(entry) = f.entries.get_mut(&call.key) {
-            entry.hits += 1;
-            entry.last_hit = Some(now);
-            entry.lru_tick = tick;
-            f.hits += 1;
-            remember_call(&mut f.last_call, &mut f.last_args_key, call);
-            let hit = Begin::Hit {
-                value: entry.value.clone(),
-                elements: entry.elements.clone(),
-                files: entry.files.clone(),
-                generation: entry.generation,
-                stale: None,
-            };
+        if f.entries.contains_key(&call.key) {
+            let hit = f.take_hit(call, now, tick, None);
             self.log(&mut state, function, policy.kind, call.key, EventKind::Hit);
             return Ok(hit);
         }
@@ -770,14 +773,7 @@ impl CacheRegistry {
         let reason = f.miss_reason(call);
         f.misses += 1;
         remember_call(&mut f.last_call, &mut f.last_args_key, call);
-        f.in_flight.insert(
-            call.key,
-            Arc::new(InFlight {
-                owner: std::thread::current().id(),
-                done: Mutex::new(false),
-                finished: Condvar::new(),
-            }),
-        );
+        f.start_flight(call.key);
         self.log(
             &mut state,
             function,
