@@ -4,9 +4,11 @@
 
 use cellar_engine::{Element, ElementKind, Frame, Payload, WidgetElement, WidgetValue};
 use egui::text::{LayoutJob, TextFormat};
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 
 use crate::theme;
+
+pub mod chart;
 
 /// A widget value the user changed on this frame.
 pub type WidgetChange = (String, WidgetValue);
@@ -26,7 +28,7 @@ pub fn show_element(
     match (&element.kind, &element.payload) {
         (_, Payload::Widget(widget)) => show_widget(ui, salt, element.kind, widget, changes),
         (_, Payload::Frame(frame)) => show_table(ui, salt, frame),
-        (kind, Payload::Chart { frame, x, y }) => show_chart(ui, salt, *kind, frame, x, y),
+        (kind, Payload::Chart { frame, x, y }) => chart::show_chart(ui, salt, *kind, frame, x, y),
         (_, Payload::Metric { label, value }) => show_metric(ui, label, value),
         (_, Payload::Json(value)) => show_json(ui, salt, value),
         (ElementKind::Error, Payload::ErrorAt { line, column }) => {
@@ -417,94 +419,6 @@ fn column_width(frame: &Frame, column: usize, name: &str) -> f32 {
         .max()
         .unwrap_or(4);
     (longest as f32 * 7.5 + 20.0).clamp(60.0, 320.0)
-}
-
-/// The x values of a chart: numbers when the column is numeric, else positions with labels.
-fn x_axis(frame: &Frame, x: &str) -> (Vec<Option<f64>>, Option<Vec<String>>) {
-    let index = frame.column_names().iter().position(|n| n == x);
-    match (frame.f64_column(x), index) {
-        (Some(xs), _) if xs.iter().any(Option::is_some) || frame.height() == 0 => (xs, None),
-        (_, Some(column)) => {
-            let labels = (0..frame.height())
-                .map(|row| frame.cell_text(row, column))
-                .collect();
-            (
-                (0..frame.height()).map(|i| Some(i as f64)).collect(),
-                Some(labels),
-            )
-        }
-        _ => ((0..frame.height()).map(|i| Some(i as f64)).collect(), None),
-    }
-}
-
-fn show_chart(
-    ui: &mut Ui,
-    salt: (usize, usize),
-    kind: ElementKind,
-    frame: &Frame,
-    x: &str,
-    y: &[String],
-) {
-    use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
-    let (xs, labels) = x_axis(frame, x);
-    let palette = [
-        theme::ACCENT,
-        Color32::from_rgb(0xf5, 0x9e, 0x0b),
-        Color32::from_rgb(0x10, 0xb9, 0x81),
-        Color32::from_rgb(0xef, 0x44, 0x44),
-        Color32::from_rgb(0x8b, 0x5c, 0xf6),
-    ];
-    let mut plot = Plot::new(("plot", salt))
-        .height(240.0)
-        .x_axis_label(x)
-        .allow_scroll(false)
-        .legend(Legend::default());
-    if y.len() == 1 {
-        plot = plot.y_axis_label(y[0].as_str());
-    }
-    if let Some(labels) = labels {
-        plot = plot.x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        });
-    }
-    plot.show(ui, |plot| {
-        for (series, name) in y.iter().enumerate() {
-            let Some(ys) = frame.f64_column(name) else {
-                continue;
-            };
-            let color = palette[series % palette.len()];
-            let points: Vec<[f64; 2]> = xs
-                .iter()
-                .zip(&ys)
-                .filter_map(|(x, y)| Some([(*x)?, (*y)?]))
-                .collect();
-            match kind {
-                ElementKind::BarChart => {
-                    // Side by side when there are several series.
-                    let width = 0.8 / y.len() as f64;
-                    let shift = (series as f64 - (y.len() as f64 - 1.0) / 2.0) * width;
-                    let bars = points
-                        .iter()
-                        .map(|[x, y]| Bar::new(*x + shift, *y).width(width * 0.95))
-                        .collect();
-                    plot.bar_chart(BarChart::new(name.clone(), bars).color(color));
-                }
-                ElementKind::ScatterChart => {
-                    plot.points(
-                        Points::new(name.clone(), PlotPoints::from(points))
-                            .radius(2.0)
-                            .color(color),
-                    );
-                }
-                _ => plot.line(Line::new(name.clone(), PlotPoints::from(points)).color(color)),
-            }
-        }
-    });
 }
 
 fn show_widget(

@@ -1,0 +1,758 @@
+//! Charts of any size. A chart's data is read out of its frame once (and sorted by x for lines
+//! and bars); what is drawn is downsampled to the screen: lines and bars keep, per pixel
+//! column, the first, lowest, highest and last point (so a spike survives), scatters are binned
+//! into a density image of 2-point cells. The drawn geometry is kept per chart and recomputed
+//! only when the view changes (bounds or size), so a frame where nothing changed does no work
+//! proportional to the data. Every drawn vertex is a real data point, so the value shown on
+//! hover is exact.
+
+use std::sync::Arc;
+
+use cellar_engine::{ElementKind, Frame};
+use egui::{Color32, ColorImage, Id, TextureHandle, TextureOptions, Ui};
+use egui_plot::{
+    Bar, BarChart, Legend, Line, Plot, PlotBounds, PlotImage, PlotPoint, PlotPoints, PlotTransform,
+    Points,
+};
+use parking_lot::Mutex;
+use polars::prelude::{DataType, Float64Chunked};
+
+use crate::theme;
+
+/// A line or bar series with at most this many points per pixel column in view is drawn
+/// point by point.
+const EXACT_PER_COLUMN: usize = 4;
+/// A scatter series of at most this many points is drawn point by point.
+const SCATTER_EXACT: usize = 20_000;
+/// Longer line and bar series with unsorted x are sorted by x once (shorter ones keep the
+/// order of their rows, as they always did).
+const SORT_ABOVE: usize = 10_000;
+/// The side of a scatter density cell, in points.
+const CELL: f32 = 2.0;
+/// How far from a drawn point the pointer may be for the point to count as hovered, in points.
+const HOVER_RADIUS: f32 = 40.0;
+
+const PALETTE: [Color32; 5] = [
+    theme::ACCENT,
+    Color32::from_rgb(0xf5, 0x9e, 0x0b),
+    Color32::from_rgb(0x10, 0xb9, 0x81),
+    Color32::from_rgb(0xef, 0x44, 0x44),
+    Color32::from_rgb(0x8b, 0x5c, 0xf6),
+];
+
+/// One y column against x: the rows where both are finite numbers.
+struct Series {
+    name: String,
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+    /// Whether `xs` never decreases (so a view's rows are found by binary search).
+    sorted: bool,
+}
+
+/// A chart's data, read out of its frame once.
+struct Prepared {
+    frame: Frame,
+    kind: ElementKind,
+    x: String,
+    y: Vec<String>,
+    series: Vec<Series>,
+    /// The x labels when x is not numeric (x is then the row's position).
+    labels: Option<Arc<Vec<String>>>,
+    /// The extents of every series, `[x_min, x_max, y_min, y_max]`.
+    extents: [f64; 4],
+}
+
+impl Prepared {
+    fn is_for(&self, frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> bool {
+        self.kind == kind && self.x == x && self.y == y && self.frame.same_data(frame)
+    }
+}
+
+/// The view a geometry was computed for: the bounds drawn and the plot's size in points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ViewKey {
+    bounds: [u64; 4],
+    size: [u32; 2],
+}
+
+impl ViewKey {
+    fn new(bounds: [f64; 4], size: egui::Vec2) -> Self {
+        Self {
+            bounds: bounds.map(f64::to_bits),
+            size: [size.x.to_bits(), size.y.to_bits()],
+        }
+    }
+}
+
+/// What is drawn for one series in one view.
+enum Geometry {
+    /// Real data points, in x order for lines.
+    Points {
+        drawn: Vec<[f64; 2]>,
+        downsampled: bool,
+    },
+    /// Bars, one or two per pixel column: `(centre, value, width)`; `drawn` are the true
+    /// points they stand for.
+    Bars {
+        bars: Vec<(f64, f64, f64)>,
+        drawn: Vec<[f64; 2]>,
+        downsampled: bool,
+    },
+    /// A density image over `bounds` (`[x0, x1, y0, y1]`), `cols` × `rows` cells; each cell
+    /// keeps its count and one of its points (the last).
+    Density {
+        texture: TextureHandle,
+        bounds: [f64; 4],
+        cols: usize,
+        rows: usize,
+        counts: Vec<u32>,
+        reps: Vec<u32>,
+    },
+}
+
+/// A point under the pointer: a real row of the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hovered {
+    /// The series' name (its y column).
+    pub series: String,
+    /// The row's x, exact (its position when x is not numeric).
+    pub x: f64,
+    /// The row's y, exact.
+    pub y: f64,
+    /// The x label when x is not numeric.
+    pub label: Option<String>,
+    /// How many points share the hovered density cell (scatter), else 1.
+    pub count: u32,
+}
+
+/// What a chart drew on its last frame, for tests and benches.
+#[derive(Clone, Debug)]
+pub struct Drawn {
+    /// The data points of every series.
+    pub points: usize,
+    /// The points drawn per series (bars: the points they stand for; density: none).
+    pub drawn: Vec<Vec<[f64; 2]>>,
+    /// Whether any series was downsampled.
+    pub downsampled: bool,
+    /// How many times the geometry was computed since the chart's data was read.
+    pub recomputed: u64,
+    /// Where the plot is, to hover a point.
+    pub transform: PlotTransform,
+    /// The point under the pointer.
+    pub hovered: Option<Hovered>,
+}
+
+#[derive(Default)]
+struct ChartCache {
+    prepared: Option<Arc<Prepared>>,
+    view: Option<ViewKey>,
+    geometry: Vec<Geometry>,
+    recomputed: u64,
+    drawn: Option<Drawn>,
+}
+
+type Shared = Arc<Mutex<ChartCache>>;
+
+fn cache_id(salt: (usize, usize)) -> Id {
+    Id::unique(("cellar_chart", salt))
+}
+
+/// What the chart with this `salt` drew on its last frame.
+pub fn drawn(ctx: &egui::Context, salt: (usize, usize)) -> Option<Drawn> {
+    let shared: Option<Shared> = ctx.data(|d| d.get_temp(cache_id(salt)));
+    shared.and_then(|s| s.lock().drawn.clone())
+}
+
+fn f64_values(frame: &Frame, name: &str) -> Option<Float64Chunked> {
+    let column = frame.0.column(name).ok()?;
+    let cast = column.cast(&DataType::Float64).ok()?;
+    cast.f64().ok().cloned()
+}
+
+fn prepare(frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> Prepared {
+    let height = frame.height();
+    let numeric_x = f64_values(frame, x).filter(|xs| height == 0 || xs.null_count() < xs.len());
+    let index = frame.column_names().iter().position(|n| n == x);
+    let labels = match (&numeric_x, index) {
+        (None, Some(column)) => Some(Arc::new(
+            (0..height)
+                .map(|row| frame.cell_text(row, column))
+                .collect(),
+        )),
+        _ => None,
+    };
+    let mut extents = [
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    let mut series = Vec::new();
+    for name in y {
+        let Some(values) = f64_values(frame, name) else {
+            continue;
+        };
+        let mut xs = Vec::with_capacity(height);
+        let mut ys = Vec::with_capacity(height);
+        let mut push = |x: f64, y: Option<f64>| {
+            if let Some(y) = y.filter(|y| y.is_finite())
+                && x.is_finite()
+            {
+                xs.push(x);
+                ys.push(y);
+            }
+        };
+        match &numeric_x {
+            Some(xcol) => {
+                for (x, y) in xcol.iter().zip(values.iter()) {
+                    if let Some(x) = x {
+                        push(x, y);
+                    }
+                }
+            }
+            None => {
+                for (row, y) in values.iter().enumerate() {
+                    push(row as f64, y);
+                }
+            }
+        }
+        let mut sorted = xs.windows(2).all(|w| w[0] <= w[1]);
+        if !sorted && kind != ElementKind::ScatterChart && xs.len() > SORT_ABOVE {
+            let mut order: Vec<u32> = (0..xs.len() as u32).collect();
+            order.sort_by(|&a, &b| xs[a as usize].total_cmp(&xs[b as usize]));
+            xs = order.iter().map(|&i| xs[i as usize]).collect();
+            ys = order.iter().map(|&i| ys[i as usize]).collect();
+            sorted = true;
+        }
+        for (x, y) in xs.iter().zip(&ys) {
+            extents[0] = extents[0].min(*x);
+            extents[1] = extents[1].max(*x);
+            extents[2] = extents[2].min(*y);
+            extents[3] = extents[3].max(*y);
+        }
+        series.push(Series {
+            name: name.clone(),
+            xs,
+            ys,
+            sorted,
+        });
+    }
+    if extents[0] > extents[1] {
+        extents = [0.0, 1.0, 0.0, 1.0];
+    }
+    Prepared {
+        frame: frame.clone(),
+        kind,
+        x: x.to_owned(),
+        y: y.to_vec(),
+        series,
+        labels,
+        extents,
+    }
+}
+
+/// The rows to draw of a sorted series in `[x0, x1]` over `columns` pixel columns: every row
+/// when there are few, else per column its first, lowest, highest and last row (`m4`), or only
+/// its lowest and highest. One row on each side of the view is kept so a line reaches the
+/// edges. At most `4 * columns + 2` rows, whatever the data's size.
+pub fn min_max_rows(
+    xs: &[f64],
+    ys: &[f64],
+    x0: f64,
+    x1: f64,
+    columns: usize,
+    m4: bool,
+) -> (Vec<usize>, bool) {
+    let columns = columns.max(1);
+    let lo = xs.partition_point(|&x| x < x0);
+    let hi = xs.partition_point(|&x| x <= x1);
+    let mut out = Vec::new();
+    if lo > 0 {
+        out.push(lo - 1);
+    }
+    let downsampled = hi - lo > columns * EXACT_PER_COLUMN;
+    if downsampled {
+        let dx = (x1 - x0) / columns as f64;
+        let mut i = lo;
+        for c in 0..columns {
+            let edge = if c + 1 == columns {
+                f64::INFINITY
+            } else {
+                x0 + dx * (c + 1) as f64
+            };
+            let j = i + xs[i..hi].partition_point(|&x| x < edge);
+            if j > i {
+                let (mut low, mut high) = (i, i);
+                for (k, y) in ys[i..j].iter().enumerate() {
+                    if *y < ys[low] {
+                        low = i + k;
+                    }
+                    if *y > ys[high] {
+                        high = i + k;
+                    }
+                }
+                let mut picked = if m4 {
+                    vec![i, low, high, j - 1]
+                } else {
+                    vec![low, high]
+                };
+                picked.sort_unstable();
+                picked.dedup();
+                out.extend(picked);
+            }
+            i = j;
+        }
+    } else {
+        out.extend(lo..hi);
+    }
+    if hi < xs.len() && hi >= lo {
+        out.push(hi);
+    }
+    (out, downsampled)
+}
+
+/// Counts a scatter's points in view per cell (`bounds` = `[x0, x1, y0, y1]`, row 0 at the
+/// top) and keeps the last point of each cell (`u32::MAX` when empty).
+pub fn density(
+    xs: &[f64],
+    ys: &[f64],
+    bounds: [f64; 4],
+    cols: usize,
+    rows: usize,
+) -> (Vec<u32>, Vec<u32>) {
+    let [x0, x1, y0, y1] = bounds;
+    let mut counts = vec![0u32; cols * rows];
+    let mut reps = vec![u32::MAX; cols * rows];
+    let (sx, sy) = (cols as f64 / (x1 - x0), rows as f64 / (y1 - y0));
+    for (k, (x, y)) in xs.iter().zip(ys).enumerate() {
+        if *x < x0 || *x > x1 || *y < y0 || *y > y1 {
+            continue;
+        }
+        let c = (((x - x0) * sx) as usize).min(cols - 1);
+        let r = (((y1 - y) * sy) as usize).min(rows - 1);
+        let cell = r * cols + c;
+        counts[cell] += 1;
+        reps[cell] = k as u32;
+    }
+    (counts, reps)
+}
+
+fn density_image(counts: &[u32], cols: usize, rows: usize, color: Color32) -> ColorImage {
+    let most = counts.iter().copied().max().unwrap_or(0).max(1) as f32;
+    let scale = (1.0 + most).ln();
+    let pixels = counts
+        .iter()
+        .map(|&n| {
+            if n == 0 {
+                Color32::TRANSPARENT
+            } else {
+                let a = 0.3 + 0.7 * (1.0 + n as f32).ln() / scale;
+                Color32::from_rgba_unmultiplied(
+                    color.r(),
+                    color.g(),
+                    color.b(),
+                    (a.min(1.0) * 255.0) as u8,
+                )
+            }
+        })
+        .collect();
+    ColorImage::new([cols, rows], pixels)
+}
+
+fn geometry(
+    ctx: &egui::Context,
+    prepared: &Prepared,
+    series: &Series,
+    index: usize,
+    bounds: [f64; 4],
+    size: egui::Vec2,
+) -> Geometry {
+    let [x0, x1, _, _] = bounds;
+    let columns = size.x.round().max(1.0) as usize;
+    match prepared.kind {
+        ElementKind::ScatterChart if series.xs.len() > SCATTER_EXACT => {
+            let cols = (size.x / CELL).ceil().max(1.0) as usize;
+            let rows = (size.y / CELL).ceil().max(1.0) as usize;
+            let (counts, reps) = density(&series.xs, &series.ys, bounds, cols, rows);
+            let color = PALETTE[index % PALETTE.len()];
+            let texture = ctx.load_texture(
+                format!("chart density {}", series.name),
+                density_image(&counts, cols, rows, color),
+                TextureOptions::NEAREST,
+            );
+            Geometry::Density {
+                texture,
+                bounds,
+                cols,
+                rows,
+                counts,
+                reps,
+            }
+        }
+        ElementKind::BarChart if series.sorted => {
+            let (rows, downsampled) = min_max_rows(&series.xs, &series.ys, x0, x1, columns, false);
+            let point = |i: usize| [series.xs[i], series.ys[i]];
+            if !downsampled {
+                return bars_exact(prepared, index, rows.into_iter().map(point));
+            }
+            // One bar per side of zero per pixel column: the farthest from zero.
+            let dx = (x1 - x0) / columns as f64;
+            let mut bars = Vec::new();
+            let mut drawn = Vec::new();
+            let column_of = |x: f64| ((x - x0) / dx).floor();
+            let mut last: Option<(f64, usize, usize)> = None; // column, above, below
+            let flush = |last: Option<(f64, usize, usize)>,
+                         bars: &mut Vec<(f64, f64, f64)>,
+                         drawn: &mut Vec<[f64; 2]>| {
+                if let Some((c, above, below)) = last {
+                    let centre = x0 + (c + 0.5) * dx;
+                    for i in [above, below] {
+                        if i != usize::MAX {
+                            bars.push((centre, series.ys[i], dx));
+                            drawn.push(point(i));
+                        }
+                    }
+                }
+            };
+            for i in rows {
+                let c = column_of(series.xs[i]);
+                let y = series.ys[i];
+                match &mut last {
+                    Some((lc, above, below)) if *lc == c => {
+                        if y > 0.0 && (*above == usize::MAX || y > series.ys[*above]) {
+                            *above = i;
+                        }
+                        if y < 0.0 && (*below == usize::MAX || y < series.ys[*below]) {
+                            *below = i;
+                        }
+                    }
+                    _ => {
+                        flush(last, &mut bars, &mut drawn);
+                        last = Some((
+                            c,
+                            if y >= 0.0 { i } else { usize::MAX },
+                            if y < 0.0 { i } else { usize::MAX },
+                        ));
+                    }
+                }
+            }
+            flush(last, &mut bars, &mut drawn);
+            Geometry::Bars {
+                bars,
+                drawn,
+                downsampled: true,
+            }
+        }
+        ElementKind::BarChart => bars_exact(
+            prepared,
+            index,
+            series.xs.iter().zip(&series.ys).map(|(x, y)| [*x, *y]),
+        ),
+        ElementKind::ScatterChart => Geometry::Points {
+            drawn: points_of(series),
+            downsampled: false,
+        },
+        _ if series.sorted => {
+            let (rows, downsampled) = min_max_rows(&series.xs, &series.ys, x0, x1, columns, true);
+            Geometry::Points {
+                drawn: rows
+                    .into_iter()
+                    .map(|i| [series.xs[i], series.ys[i]])
+                    .collect(),
+                downsampled,
+            }
+        }
+        _ => Geometry::Points {
+            drawn: points_of(series),
+            downsampled: false,
+        },
+    }
+}
+
+fn points_of(series: &Series) -> Vec<[f64; 2]> {
+    series
+        .xs
+        .iter()
+        .zip(&series.ys)
+        .map(|(x, y)| [*x, *y])
+        .collect()
+}
+
+/// Bars as they always were: side by side when there are several series.
+fn bars_exact(
+    prepared: &Prepared,
+    index: usize,
+    points: impl Iterator<Item = [f64; 2]>,
+) -> Geometry {
+    let count = prepared.series.len().max(1) as f64;
+    let width = 0.8 / count;
+    let shift = (index as f64 - (count - 1.0) / 2.0) * width;
+    let drawn: Vec<[f64; 2]> = points.collect();
+    let bars = drawn
+        .iter()
+        .map(|[x, y]| (*x + shift, *y, width * 0.95))
+        .collect();
+    Geometry::Bars {
+        bars,
+        drawn,
+        downsampled: false,
+    }
+}
+
+/// The bounds to draw: the data's extents on an axis the plot fits automatically (so the
+/// geometry does not depend on the previous frame's bounds), else the plot's bounds.
+fn view_bounds(prepared: &Prepared, plot: &PlotBounds, auto: egui::Vec2b) -> [f64; 4] {
+    let widen = |lo: f64, hi: f64| {
+        if hi > lo {
+            (lo, hi)
+        } else {
+            (lo - 0.5, hi + 0.5)
+        }
+    };
+    let [xmin, xmax, ymin, ymax] = prepared.extents;
+    let (x0, x1) = if auto.x {
+        widen(xmin, xmax)
+    } else {
+        (plot.min()[0], plot.max()[0])
+    };
+    let (y0, y1) = if auto.y {
+        widen(ymin, ymax)
+    } else {
+        (plot.min()[1], plot.max()[1])
+    };
+    [x0, x1, y0, y1]
+}
+
+/// The drawn point nearest to `pointer` (screen), if within reach.
+fn hover(
+    prepared: &Prepared,
+    geometry: &[Geometry],
+    transform: &PlotTransform,
+    pointer: egui::Pos2,
+) -> Option<Hovered> {
+    let mut best: Option<(f32, Hovered)> = None;
+    let mut consider = |series: &Series, x: f64, y: f64, count: u32| {
+        let at = transform.position_from_point(&PlotPoint::new(x, y));
+        let distance = at.distance(pointer);
+        if distance <= HOVER_RADIUS && best.as_ref().is_none_or(|(d, _)| distance < *d) {
+            let label = prepared
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(x as usize).cloned());
+            best = Some((
+                distance,
+                Hovered {
+                    series: series.name.clone(),
+                    x,
+                    y,
+                    label,
+                    count,
+                },
+            ));
+        }
+    };
+    for (series, geometry) in prepared.series.iter().zip(geometry) {
+        match geometry {
+            Geometry::Points { drawn, .. } | Geometry::Bars { drawn, .. } => {
+                for [x, y] in drawn {
+                    consider(series, *x, *y, 1);
+                }
+            }
+            Geometry::Density {
+                bounds,
+                cols,
+                rows,
+                counts,
+                reps,
+                ..
+            } => {
+                let value = transform.value_from_position(pointer);
+                let [x0, x1, y0, y1] = *bounds;
+                let c = ((value.x - x0) / (x1 - x0) * *cols as f64).floor() as i64;
+                let r = ((y1 - value.y) / (y1 - y0) * *rows as f64).floor() as i64;
+                let reach = (HOVER_RADIUS / CELL / 4.0).ceil() as i64;
+                for rr in r - reach..=r + reach {
+                    for cc in c - reach..=c + reach {
+                        if rr < 0 || cc < 0 || rr >= *rows as i64 || cc >= *cols as i64 {
+                            continue;
+                        }
+                        let cell = rr as usize * cols + cc as usize;
+                        if let Some(k) = Some(reps[cell] as usize).filter(|_| counts[cell] > 0) {
+                            consider(series, series.xs[k], series.ys[k], counts[cell]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    best.map(|(_, h)| h)
+}
+
+/// Draws a line, bar or scatter chart of `y` against `x`, downsampled to the screen.
+pub fn show_chart(
+    ui: &mut Ui,
+    salt: (usize, usize),
+    kind: ElementKind,
+    frame: &Frame,
+    x: &str,
+    y: &[String],
+) {
+    let id = cache_id(salt);
+    let shared: Shared = ui
+        .ctx()
+        .data_mut(|d| d.get_temp_mut_or_default::<Shared>(id).clone());
+    let mut cache = shared.lock();
+    let prepared = match &cache.prepared {
+        Some(p) if p.is_for(frame, kind, x, y) => p.clone(),
+        _ => {
+            let p = Arc::new(prepare(frame, kind, x, y));
+            cache.prepared = Some(p.clone());
+            cache.view = None;
+            cache.recomputed = 0;
+            p
+        }
+    };
+
+    let mut plot = Plot::new(("plot", salt))
+        .height(240.0)
+        .x_axis_label(x)
+        .allow_scroll(false)
+        .legend(Legend::default());
+    if y.len() == 1 {
+        plot = plot.y_axis_label(y[0].as_str());
+    }
+    if let Some(labels) = prepared.labels.clone() {
+        plot = plot.x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        });
+    }
+
+    let ctx = ui.ctx().clone();
+    let marker = ui.visuals().strong_text_color();
+    let cache = &mut *cache;
+    let response = plot.show(ui, |plot| {
+        let transform = *plot.transform();
+        let size = transform.frame().size();
+        let bounds = view_bounds(&prepared, &plot.plot_bounds(), plot.auto_bounds());
+        let key = ViewKey::new(bounds, size);
+        if cache.view != Some(key) {
+            cache.geometry = prepared
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| geometry(&ctx, &prepared, s, i, bounds, size))
+                .collect();
+            cache.view = Some(key);
+            cache.recomputed += 1;
+        }
+        for (i, (series, geometry)) in prepared.series.iter().zip(&cache.geometry).enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let name = series.name.clone();
+            match geometry {
+                Geometry::Points { drawn, .. } if kind == ElementKind::ScatterChart => {
+                    plot.points(
+                        Points::new(name, PlotPoints::from(drawn.clone()))
+                            .radius(2.0)
+                            .color(color),
+                    );
+                }
+                Geometry::Points { drawn, .. } => {
+                    plot.line(Line::new(name, PlotPoints::from(drawn.clone())).color(color));
+                }
+                Geometry::Bars { bars, .. } => {
+                    let bars = bars
+                        .iter()
+                        .map(|(x, y, w)| Bar::new(*x, *y).width(*w))
+                        .collect();
+                    plot.bar_chart(BarChart::new(name, bars).color(color));
+                }
+                Geometry::Density {
+                    texture, bounds, ..
+                } => {
+                    let [x0, x1, y0, y1] = *bounds;
+                    plot.image(PlotImage::new(
+                        name,
+                        texture.id(),
+                        PlotPoint::new((x0 + x1) / 2.0, (y0 + y1) / 2.0),
+                        egui::vec2((x1 - x0) as f32, (y1 - y0) as f32),
+                    ));
+                }
+            }
+        }
+        let pointer = plot
+            .response()
+            .hover_pos()
+            .filter(|_| plot.response().hovered());
+        let hovered = pointer.and_then(|p| hover(&prepared, &cache.geometry, &transform, p));
+        if let Some(h) = &hovered {
+            plot.points(
+                Points::new("", PlotPoints::from(vec![[h.x, h.y]]))
+                    .radius(4.0)
+                    .color(marker),
+            );
+        }
+        (hovered, bounds, plot.auto_bounds())
+    });
+    let (hovered, bounds, auto) = response.inner;
+    // A zoom or a drag moved the bounds after the geometry was made: draw again with them.
+    let now = view_bounds(&prepared, response.transform.bounds(), auto);
+    if now != bounds || response.transform.frame().size() != size_of(cache) {
+        ui.ctx().request_repaint();
+    }
+    let points: usize = prepared.series.iter().map(|s| s.xs.len()).sum();
+    let downsampled = cache.geometry.iter().any(|g| match g {
+        Geometry::Points { downsampled, .. } | Geometry::Bars { downsampled, .. } => *downsampled,
+        Geometry::Density { .. } => true,
+    });
+    let drawn: Vec<Vec<[f64; 2]>> = cache
+        .geometry
+        .iter()
+        .map(|g| match g {
+            Geometry::Points { drawn, .. } | Geometry::Bars { drawn, .. } => drawn.clone(),
+            Geometry::Density { .. } => Vec::new(),
+        })
+        .collect();
+    let line = match &hovered {
+        Some(h) => {
+            let x = match &h.label {
+                Some(label) => label.clone(),
+                None => h.x.to_string(),
+            };
+            let many = if h.count > 1 {
+                format!(" (one of {} points here)", h.count)
+            } else {
+                String::new()
+            };
+            format!("{}: x = {x}, y = {}{many}", h.series, h.y)
+        }
+        None if downsampled => {
+            let shown: usize = drawn.iter().map(Vec::len).sum();
+            if kind == ElementKind::ScatterChart {
+                format!("{points} points, drawn as a density image")
+            } else {
+                format!("{points} points, drawn as {shown} (lowest and highest per pixel column)")
+            }
+        }
+        None => format!("{points} points"),
+    };
+    ui.label(egui::RichText::new(line).small().weak());
+    cache.drawn = Some(Drawn {
+        points,
+        drawn,
+        downsampled,
+        recomputed: cache.recomputed,
+        transform: response.transform,
+        hovered,
+    });
+}
+
+fn size_of(cache: &ChartCache) -> egui::Vec2 {
+    cache.view.map_or(egui::Vec2::ZERO, |v| {
+        egui::vec2(f32::from_bits(v.size[0]), f32::from_bits(v.size[1]))
+    })
+}

@@ -1,0 +1,175 @@
+//! Charts of a million points: what is drawn is bounded by the plot's width, not the data;
+//! a single spike still shows; hovering gives the exact value of a real row; a frame where
+//! nothing changed does not recompute the geometry.
+
+use cellar::outputs::{chart, show_element};
+use cellar_engine::{Element, ElementKind, Frame, Payload};
+use egui::epaint::Primitive;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use egui_plot::PlotPoint;
+use polars::prelude::{Column, DataFrame};
+
+const N: usize = 1_000_000;
+const SPIKE_ROW: usize = 654_321;
+const SPIKE: f64 = 1234.5678;
+
+fn frame(n: usize, y: impl Fn(usize) -> f64) -> Frame {
+    let xs: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let ys: Vec<f64> = (0..n).map(y).collect();
+    let columns = vec![Column::new("x".into(), xs), Column::new("y".into(), ys)];
+    Frame::new(DataFrame::new(n, columns).expect("columns of equal length"))
+}
+
+fn spiky(i: usize) -> f64 {
+    if i == SPIKE_ROW {
+        SPIKE
+    } else {
+        (i as f64 * 0.001).sin()
+    }
+}
+
+fn chart_harness(kind: ElementKind, frame: Frame) -> Harness<'static> {
+    let element = Element {
+        kind,
+        text: String::new(),
+        payload: Payload::Chart {
+            frame,
+            x: "x".into(),
+            y: vec!["y".into()],
+        },
+    };
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 400.0))
+        .build_ui(move |ui| {
+            show_element(ui, (0, 0), &element, &mut Vec::new());
+        });
+    harness.run_steps(4);
+    harness
+}
+
+fn vertices(harness: &Harness<'_>) -> usize {
+    let output = harness.output();
+    harness
+        .ctx
+        .tessellate(output.shapes.clone(), output.pixels_per_point)
+        .iter()
+        .map(|p| match &p.primitive {
+            Primitive::Mesh(mesh) => mesh.vertices.len(),
+            Primitive::Callback(_) => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn a_million_point_line_draws_per_pixel_keeps_its_spike_and_hovers_exactly() {
+    let mut harness = chart_harness(ElementKind::LineChart, frame(N, spiky));
+    let drawn = chart::drawn(&harness.ctx, (0, 0)).expect("the chart was drawn");
+    assert_eq!(drawn.points, N);
+    assert!(drawn.downsampled);
+    let width = drawn.transform.frame().width() as usize;
+    let points = drawn.drawn[0].len();
+    assert!(
+        points <= 4 * width + 2,
+        "{points} points drawn for {width} px"
+    );
+    // Tessellated, the whole window stays bounded by the width too (a line through 1M
+    // points alone would be millions of vertices).
+    let mesh = vertices(&harness);
+    assert!(mesh < 40 * width, "{mesh} vertices for {width} px");
+    // The spike is drawn, as the real row it is.
+    assert!(
+        drawn.drawn[0].contains(&[SPIKE_ROW as f64, SPIKE]),
+        "the spike was dropped"
+    );
+    harness.get_by_label_contains("1000000 points, drawn as");
+
+    // Frames where nothing changed reuse the geometry.
+    let recomputed = drawn.recomputed;
+    harness.run_steps(3);
+    let again = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    assert_eq!(again.recomputed, recomputed);
+
+    // Hover the spike: its exact values, not a rounded or interpolated one.
+    let at = again
+        .transform
+        .position_from_point(&PlotPoint::new(SPIKE_ROW as f64, SPIKE));
+    harness.hover_at(at + egui::vec2(1.0, 2.0));
+    harness.run_steps(2);
+    let hovered = chart::drawn(&harness.ctx, (0, 0))
+        .unwrap()
+        .hovered
+        .expect("a point is hovered");
+    assert_eq!((hovered.x, hovered.y), (SPIKE_ROW as f64, SPIKE));
+    harness.get_by_label_contains("y: x = 654321, y = 1234.5678");
+}
+
+#[test]
+fn the_drawn_size_does_not_grow_with_the_data() {
+    let small = chart_harness(ElementKind::LineChart, frame(200_000, spiky));
+    let big = chart_harness(ElementKind::LineChart, frame(N, spiky));
+    let count = |h: &Harness<'_>| chart::drawn(&h.ctx, (0, 0)).unwrap().drawn[0].len();
+    let (s, b) = (count(&small), count(&big));
+    assert!(b <= s * 3 / 2 && s <= b * 3 / 2, "{s} vs {b}");
+}
+
+#[test]
+fn a_short_line_is_drawn_point_by_point() {
+    let harness = chart_harness(ElementKind::LineChart, frame(500, spiky));
+    let drawn = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    assert!(!drawn.downsampled);
+    assert_eq!(drawn.drawn[0].len(), 500);
+}
+
+#[test]
+fn a_million_bars_keep_their_extremes() {
+    let harness = chart_harness(ElementKind::BarChart, frame(N, spiky));
+    let drawn = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    let width = drawn.transform.frame().width() as usize;
+    assert!(drawn.downsampled);
+    assert!(drawn.drawn[0].len() <= 2 * width + 4);
+    assert!(drawn.drawn[0].contains(&[SPIKE_ROW as f64, SPIKE]));
+    assert!(vertices(&harness) < 40 * width);
+}
+
+#[test]
+fn a_million_point_scatter_is_a_density_image_that_hovers_real_rows() {
+    // Points on a parabola: every hovered value must be one of them.
+    let mut harness = chart_harness(
+        ElementKind::ScatterChart,
+        frame(N, |i| (i as f64 / N as f64 - 0.5).powi(2)),
+    );
+    let drawn = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    assert!(drawn.downsampled);
+    let width = drawn.transform.frame().width() as usize;
+    assert!(vertices(&harness) < 40 * width);
+    harness.get_by_label_contains("1000000 points, drawn as a density image");
+    let x = 250_000.0;
+    let y = (x / N as f64 - 0.5f64).powi(2);
+    harness.hover_at(drawn.transform.position_from_point(&PlotPoint::new(x, y)));
+    harness.run_steps(2);
+    let hovered = chart::drawn(&harness.ctx, (0, 0))
+        .unwrap()
+        .hovered
+        .expect("a point is hovered");
+    assert_eq!(hovered.x.fract(), 0.0);
+    assert_eq!(hovered.y, (hovered.x / N as f64 - 0.5).powi(2));
+    assert!((hovered.x - x).abs() < N as f64 / 50.0);
+}
+
+#[test]
+fn min_max_rows_is_bounded_and_keeps_extremes() {
+    let xs: Vec<f64> = (0..100_000).map(f64::from).collect();
+    let ys: Vec<f64> = (0..100_000)
+        .map(|i| if i == 777 { -5.0 } else { 0.0 })
+        .collect();
+    let (rows, downsampled) = chart::min_max_rows(&xs, &ys, 0.0, 99_999.0, 100, true);
+    assert!(downsampled);
+    assert!(rows.len() <= 4 * 100 + 2);
+    assert!(rows.contains(&777));
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "in x order");
+    // A zoomed view: only rows in it, plus one on each side.
+    let (rows, downsampled) = chart::min_max_rows(&xs, &ys, 10.0, 20.0, 100, true);
+    assert!(!downsampled);
+    assert_eq!(rows, (9..=21).collect::<Vec<_>>());
+}
