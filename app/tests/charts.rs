@@ -163,13 +163,43 @@ fn min_max_rows_is_bounded_and_keeps_extremes() {
     let ys: Vec<f64> = (0..100_000)
         .map(|i| if i == 777 { -5.0 } else { 0.0 })
         .collect();
-    let (rows, downsampled) = chart::min_max_rows(&xs, &ys, 0.0, 99_999.0, 100, true);
+    let extremes = chart::Extremes::new(&ys);
+    let (rows, downsampled) = chart::min_max_rows(&xs, &ys, 0.0, 99_999.0, &extremes, 100, true);
     assert!(downsampled);
     assert!(rows.len() <= 4 * 100 + 2);
     assert!(rows.contains(&777));
     assert!(rows.windows(2).all(|w| w[0] < w[1]), "in x order");
     // A zoomed view: only rows in it, plus one on each side.
-    let (rows, downsampled) = chart::min_max_rows(&xs, &ys, 10.0, 20.0, 100, true);
+    let (rows, downsampled) = chart::min_max_rows(&xs, &ys, 10.0, 20.0, &extremes, 100, true);
     assert!(!downsampled);
     assert_eq!(rows, (9..=21).collect::<Vec<_>>());
+}
+
+#[test]
+fn block_extremes_match_a_scan_of_every_row() {
+    let mut state = 7u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Few distinct values, so ties are common: the first of equals must win in both.
+    let ys: Vec<f64> = (0..300_000).map(|_| (next() % 1000) as f64).collect();
+    let extremes = chart::Extremes::new(&ys);
+    for _ in 0..300 {
+        let i = (next() % ys.len() as u64) as usize;
+        let j = i + 1 + (next() % (ys.len() - i) as u64) as usize;
+        let mut low = i;
+        let mut high = i;
+        for k in i..j {
+            if ys[k] < ys[low] {
+                low = k;
+            }
+            if ys[k] > ys[high] {
+                high = k;
+            }
+        }
+        assert_eq!(extremes.range(&ys, i, j), (low, high), "rows {i}..{j}");
+    }
 }
