@@ -203,3 +203,30 @@ fn block_extremes_match_a_scan_of_every_row() {
         assert_eq!(extremes.range(&ys, i, j), (low, high), "rows {i}..{j}");
     }
 }
+
+#[test]
+fn zooming_in_recomputes_down_to_every_row() {
+    let mut harness = chart_harness(ElementKind::LineChart, frame(N, spiky));
+    let first = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    let at = first
+        .transform
+        .position_from_point(&PlotPoint::new(SPIKE_ROW as f64, 0.0));
+    harness.hover_at(at);
+    harness.step();
+    for _ in 0..8 {
+        harness.event(egui::Event::Zoom(3.0));
+        harness.step();
+    }
+    harness.run_steps(2);
+    let zoomed = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    let bounds = zoomed.transform.bounds();
+    let span = bounds.max()[0] - bounds.min()[0];
+    assert!(span < 4000.0, "zoomed to {span} rows");
+    assert!(zoomed.recomputed > first.recomputed);
+    // Few enough rows in view: every one of them is drawn, with its exact value.
+    assert!(!zoomed.downsampled);
+    let rows = &zoomed.drawn[0];
+    assert!(rows.windows(2).all(|w| w[1][0] == w[0][0] + 1.0));
+    assert!(rows[0][0] <= bounds.min()[0] && rows[rows.len() - 1][0] >= bounds.max()[0]);
+    assert!(rows.iter().all(|[x, y]| *y == spiky(*x as usize)));
+}

@@ -460,7 +460,7 @@ fn density_image(counts: &[u32], cols: usize, rows: usize, color: Color32) -> Co
             if n == 0 {
                 Color32::TRANSPARENT
             } else {
-                let a = 0.3 + 0.7 * (1.0 + n as f32).ln() / scale;
+                let a = 0.5 + 0.5 * (1.0 + n as f32).ln() / scale;
                 Color32::from_rgba_unmultiplied(
                     color.r(),
                     color.g(),
