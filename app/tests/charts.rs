@@ -230,3 +230,60 @@ fn zooming_in_recomputes_down_to_every_row() {
     assert!(rows[0][0] <= bounds.min()[0] && rows[rows.len() - 1][0] >= bounds.max()[0]);
     assert!(rows.iter().all(|[x, y]| *y == spiky(*x as usize)));
 }
+
+#[test]
+fn new_data_is_drawn_and_no_frame_is_kept_alive_by_the_chart() {
+    use std::sync::{Arc, Mutex};
+    let element = |frame: Frame| Element {
+        kind: ElementKind::LineChart,
+        text: String::new(),
+        payload: Payload::Chart {
+            frame,
+            x: "x".into(),
+            y: vec!["y".into()],
+        },
+    };
+    let old = frame(100_000, |_| 1.0);
+    let old_y = Arc::downgrade(&old.0.column("y").unwrap().as_materialized_series().0);
+    let shown = Arc::new(Mutex::new(element(old)));
+    let in_ui = shown.clone();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 400.0))
+        .build_ui(move |ui| {
+            let element = in_ui.lock().unwrap().clone();
+            show_element(ui, (0, 0), &element, &mut Vec::new());
+        });
+    harness.run_steps(2);
+    assert!(
+        chart::drawn(&harness.ctx, (0, 0)).unwrap().drawn[0]
+            .iter()
+            .all(|p| p[1] == 1.0)
+    );
+    // A rerun: same shape, other values.
+    *shown.lock().unwrap() = element(frame(100_000, |_| 2.0));
+    harness.run_steps(2);
+    assert!(
+        chart::drawn(&harness.ctx, (0, 0)).unwrap().drawn[0]
+            .iter()
+            .all(|p| p[1] == 2.0)
+    );
+    // A rerun where the chart is gone: its frame is not held by the chart's cache.
+    let new_y = {
+        let element = shown.lock().unwrap();
+        let Payload::Chart { frame, .. } = &element.payload else {
+            unreachable!()
+        };
+        Arc::downgrade(&frame.0.column("y").unwrap().as_materialized_series().0)
+    };
+    *shown.lock().unwrap() = Element {
+        kind: ElementKind::Text,
+        text: "no chart".into(),
+        payload: Payload::None,
+    };
+    harness.run_steps(2);
+    assert!(
+        old_y.upgrade().is_none(),
+        "the chart keeps an old frame alive"
+    );
+    assert!(new_y.upgrade().is_none(), "the chart keeps its frame alive");
+}

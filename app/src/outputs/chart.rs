@@ -6,7 +6,7 @@
 //! proportional to the data. Every drawn vertex is a real data point, so the value shown on
 //! hover is exact.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use cellar_engine::{ElementKind, Frame};
 use egui::{Color32, ColorImage, Id, TextureHandle, TextureOptions, Ui};
@@ -15,7 +15,7 @@ use egui_plot::{
     Points,
 };
 use parking_lot::Mutex;
-use polars::prelude::{DataType, Float64Chunked};
+use polars::prelude::{DataType, Float64Chunked, SeriesTrait};
 
 use crate::theme;
 
@@ -163,7 +163,10 @@ impl Extremes {
 
 /// A chart's data, read out of its frame once.
 struct Prepared {
-    frame: Frame,
+    /// Which column buffers it was read from, held weakly: the chart does not keep its
+    /// frame alive, and a buffer's address is not reused while its weak reference lives.
+    columns: Vec<Option<Weak<dyn SeriesTrait>>>,
+    height: usize,
     kind: ElementKind,
     x: String,
     y: Vec<String>,
@@ -176,7 +179,21 @@ struct Prepared {
 
 impl Prepared {
     fn is_for(&self, frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> bool {
-        self.kind == kind && self.x == x && self.y == y && self.frame.same_data(frame)
+        self.kind == kind
+            && self.x == x
+            && self.y == y
+            && self.height == frame.height()
+            && self
+                .columns
+                .iter()
+                .zip(column_identities(frame, x, y))
+                .all(
+                    |(ours, now)| match (ours.as_ref().and_then(Weak::upgrade), now) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(&a, &b),
+                        (None, None) => ours.is_none(),
+                        _ => false,
+                    },
+                )
     }
 }
 
@@ -275,6 +292,20 @@ pub fn drawn(ctx: &egui::Context, salt: (usize, usize)) -> Option<Drawn> {
     shared.and_then(|s| s.lock().drawn.clone())
 }
 
+/// The buffers of the x column and each y column (`None` for a column the frame lacks).
+fn column_identities<'a>(
+    frame: &'a Frame,
+    x: &'a str,
+    y: &'a [String],
+) -> impl Iterator<Item = Option<Arc<dyn SeriesTrait>>> + 'a {
+    std::iter::once(x)
+        .chain(y.iter().map(String::as_str))
+        .map(|name| {
+            let column = frame.0.column(name).ok()?;
+            Some(column.as_materialized_series().0.clone())
+        })
+}
+
 fn f64_values(frame: &Frame, name: &str) -> Option<Float64Chunked> {
     let column = frame.0.column(name).ok()?;
     let cast = column.cast(&DataType::Float64).ok()?;
@@ -359,7 +390,10 @@ fn prepare(frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> Prepared 
         extents = [0.0, 1.0, 0.0, 1.0];
     }
     Prepared {
-        frame: frame.clone(),
+        columns: column_identities(frame, x, y)
+            .map(|c| c.as_ref().map(Arc::downgrade))
+            .collect(),
+        height,
         kind,
         x: x.to_owned(),
         y: y.to_vec(),
