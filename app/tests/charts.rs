@@ -287,3 +287,41 @@ fn new_data_is_drawn_and_no_frame_is_kept_alive_by_the_chart() {
     );
     assert!(new_y.upgrade().is_none(), "the chart keeps its frame alive");
 }
+
+#[test]
+fn a_removed_chart_leaves_no_copy_of_its_data() {
+    use std::sync::{Arc, Mutex};
+    let chart_of = |frame: Frame| Element {
+        kind: ElementKind::LineChart,
+        text: String::new(),
+        payload: Payload::Chart {
+            frame,
+            x: "x".into(),
+            y: vec!["y".into()],
+        },
+    };
+    let shown = Arc::new(Mutex::new(vec![
+        chart_of(frame(50_000, |_| 1.0)),
+        chart_of(frame(50_000, |_| 2.0)),
+    ]));
+    let in_ui = shown.clone();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 800.0))
+        .build_ui(move |ui| {
+            let elements = in_ui.lock().unwrap().clone();
+            for (i, element) in elements.iter().enumerate() {
+                show_element(ui, (0, i), element, &mut Vec::new());
+            }
+        });
+    harness.run_steps(2);
+    assert!(chart::drawn(&harness.ctx, (0, 0)).is_some());
+    // A rerun drops the first chart (and its frame); the second stays.
+    shown.lock().unwrap()[0] = Element {
+        kind: ElementKind::Text,
+        text: "no chart".into(),
+        payload: Payload::None,
+    };
+    harness.run_steps(2);
+    assert!(chart::drawn(&harness.ctx, (0, 0)).is_none());
+    assert!(chart::drawn(&harness.ctx, (0, 1)).is_some());
+}

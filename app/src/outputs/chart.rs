@@ -178,6 +178,13 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// Whether a column it was read from is gone (so no chart can show it any more).
+    fn is_stale(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.as_ref().is_some_and(|c| c.strong_count() == 0))
+    }
+
     fn is_for(&self, frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> bool {
         self.kind == kind
             && self.x == x
@@ -284,6 +291,43 @@ type Shared = Arc<Mutex<ChartCache>>;
 
 fn cache_id(salt: (usize, usize)) -> Id {
     Id::unique(("cellar_chart", salt))
+}
+
+/// Every chart's cache, to free the copies of data whose frame is gone.
+#[derive(Default)]
+struct Registry {
+    charts: Vec<Weak<Mutex<ChartCache>>>,
+    swept: u64,
+}
+
+/// Once per pass: drops what charts read out of frames that no longer exist (a rerun that
+/// removed a chart leaves no copy of its data behind). `new` is a chart seen the first time.
+fn sweep(ctx: &egui::Context, new: Option<&Shared>) {
+    let id = Id::unique("cellar_chart_registry");
+    let registry: Arc<Mutex<Registry>> = ctx.data_mut(|d| {
+        d.get_temp_mut_or_default::<Arc<Mutex<Registry>>>(id)
+            .clone()
+    });
+    let mut registry = registry.lock();
+    if let Some(new) = new {
+        registry.charts.push(Arc::downgrade(new));
+    }
+    let pass = ctx.cumulative_pass_nr();
+    if registry.swept == pass {
+        return;
+    }
+    registry.swept = pass;
+    registry.charts.retain(|chart| {
+        let Some(chart) = chart.upgrade() else {
+            return false;
+        };
+        if let Some(mut cache) = chart.try_lock()
+            && cache.prepared.as_ref().is_some_and(|p| p.is_stale())
+        {
+            *cache = ChartCache::default();
+        }
+        true
+    });
 }
 
 /// What the chart with this `salt` drew on its last frame.
@@ -762,9 +806,11 @@ pub fn show_chart(
     y: &[String],
 ) {
     let id = cache_id(salt);
-    let shared: Shared = ui
-        .ctx()
-        .data_mut(|d| d.get_temp_mut_or_default::<Shared>(id).clone());
+    let (shared, new): (Shared, bool) = ui.ctx().data_mut(|d| {
+        let new = d.get_temp::<Shared>(id).is_none();
+        (d.get_temp_mut_or_default::<Shared>(id).clone(), new)
+    });
+    sweep(ui.ctx(), new.then_some(&shared));
     let mut cache = shared.lock();
     let prepared = match &cache.prepared {
         Some(p) if p.is_for(frame, kind, x, y) => p.clone(),
