@@ -269,7 +269,7 @@ impl CacheFront {
             match persist::read(&path) {
                 Ok(entry) => match self.usable(entry, policy, steps) {
                     Ok(entry) => {
-                        let served = self.fill(function, policy, call, entry, steps);
+                        let served = self.fill(function, policy, call, entry);
                         guard.completed();
                         return Ok(Served {
                             outcome: CallOutcome::DiskHit,
@@ -300,7 +300,7 @@ impl CacheFront {
         if let Some(store) = &store {
             match self.look_in_store(store.as_ref(), &shared_key, policy, steps) {
                 Shared::Found(entry) => {
-                    let served = self.fill(function, policy, call, *entry, steps);
+                    let served = self.fill(function, policy, call, *entry);
                     registry.mark_from_store(function, served.call.key);
                     if let (Some(dir), StoredValue::Data(value)) = (disk, &served.value) {
                         // Back-fill the local tier, so the next process here reads its disk.
@@ -491,13 +491,12 @@ impl CacheFront {
     }
 
     /// Puts an entry read from a lower tier into memory, as the caller's served value.
-    fn fill<S: CallSteps>(
+    fn fill(
         &self,
         function: &str,
         policy: &FunctionPolicy,
         call: CallKey,
         entry: persist::PersistedEntry,
-        _steps: &mut S,
     ) -> Served {
         let value = StoredValue::Data(entry.value);
         let generation = self.registry.complete_from_disk(
@@ -579,7 +578,7 @@ impl CacheFront {
                 self.warned_unavailable.store(false, Ordering::Relaxed);
                 self.registry.mark_shared(function, served.call.key);
             }
-            Err(err) => self.store_failed(store, &err, steps),
+            Err(err) => self.store_failed(&err, steps),
         }
     }
 
@@ -618,7 +617,7 @@ impl CacheFront {
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    self.store_failed(store, &err, steps);
+                    self.store_failed(&err, steps);
                     return Shared::Unusable;
                 }
             }
@@ -631,7 +630,7 @@ impl CacheFront {
                 }
                 Ok(None) => return Shared::Locked(None),
                 Err(err) => {
-                    self.store_failed(store, &err, steps);
+                    self.store_failed(&err, steps);
                     return Shared::Unusable;
                 }
             }
@@ -639,10 +638,9 @@ impl CacheFront {
     }
 
     /// A store call failed: an unreachable store is said once (until it answers again); a
-    /// rejected entry every time (it may be tampering).
-    fn store_failed<S: CallSteps>(&self, store: &dyn SharedStore, err: &StoreError, steps: &mut S) {
-        // The store's messages name it and say what happens next.
-        let _ = store;
+    /// rejected entry every time (it may be tampering). The store's messages name it and say
+    /// what happens next.
+    fn store_failed<S: CallSteps>(&self, err: &StoreError, steps: &mut S) {
         match err {
             StoreError::Unavailable(_) => {
                 if !self.warned_unavailable.swap(true, Ordering::Relaxed) {

@@ -37,8 +37,6 @@ pub enum StoredValue {
 /// What a cell entry holds, as the cache sees it: the cell cache (`cells/`) stores its
 /// outputs behind this trait so the cache does not depend on cells.
 pub trait CellPayload: std::fmt::Debug + Send + Sync + std::any::Any {
-    /// Approximate bytes held.
-    fn size_bytes(&self) -> u64;
     /// What it is, for the panel.
     fn summary(&self) -> String;
     /// For the cell cache to get its own type back, without copying it.
@@ -976,14 +974,7 @@ impl CacheRegistry {
 
     /// Records the local files an entry's computation read (checked on every hit).
     pub fn set_files(&self, function: &str, key: u128, files: Vec<FileRead>) {
-        let mut state = self.state.lock();
-        if let Some(entry) = state
-            .functions
-            .get_mut(function)
-            .and_then(|f| f.entries.get_mut(&key))
-        {
-            entry.files = files;
-        }
+        self.update_entry(function, key, |entry| entry.files = files);
     }
 
     /// Whether `handle` is still the value of one of its function's entries (not replaced
@@ -1253,38 +1244,31 @@ impl CacheRegistry {
 
     /// Marks an entry as read from the shared store (and so held there).
     pub fn mark_from_store(&self, function: &str, key: u128) {
-        let mut state = self.state.lock();
-        if let Some(entry) = state
-            .functions
-            .get_mut(function)
-            .and_then(|f| f.entries.get_mut(&key))
-        {
+        self.update_entry(function, key, |entry| {
             entry.shared = true;
             entry.source = Tier::Shared;
-        }
+        });
     }
 
     /// Marks an entry as written to the shared store.
     pub fn mark_shared(&self, function: &str, key: u128) {
-        let mut state = self.state.lock();
-        if let Some(entry) = state
-            .functions
-            .get_mut(function)
-            .and_then(|f| f.entries.get_mut(&key))
-        {
-            entry.shared = true;
-        }
+        self.update_entry(function, key, |entry| entry.shared = true);
     }
 
     /// Marks an entry as written to disk.
     pub fn mark_persisted(&self, function: &str, key: u128) {
+        self.update_entry(function, key, |entry| entry.persisted = true);
+    }
+
+    /// Changes an entry's bookkeeping, if the entry is still held.
+    fn update_entry(&self, function: &str, key: u128, change: impl FnOnce(&mut Entry)) {
         let mut state = self.state.lock();
         if let Some(entry) = state
             .functions
             .get_mut(function)
             .and_then(|f| f.entries.get_mut(&key))
         {
-            entry.persisted = true;
+            change(entry);
         }
     }
 

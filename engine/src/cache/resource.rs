@@ -172,16 +172,6 @@ impl ResourceHandle {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Approximate bytes held.
-    pub fn size_bytes(&self) -> u64 {
-        // The cache's own bookkeeping, not a use by the running cell: no `read`.
-        let value = self.inner.value.read();
-        match super::CachedValue::from_dynamic(&value) {
-            Ok(data) => data.size_bytes(),
-            Err(_) => std::mem::size_of::<Dynamic>() as u64,
-        }
-    }
-
     /// Adds what the shared value occupies (its frames' buffers are shared with the cells
     /// that hold it, and counted once).
     pub fn footprint(&self, out: &mut super::footprint::Footprint) {

@@ -32,14 +32,6 @@ impl CellVar {
             Self::Resource(handle) => Dynamic::from(handle.clone()),
         }
     }
-
-    fn size_bytes(&self) -> u64 {
-        match self {
-            Self::Data(data) => data.size_bytes(),
-            // The resource's own entry accounts for it.
-            Self::Resource(_) => 0,
-        }
-    }
 }
 
 /// The digest later cells compare a variable by: its content, or a resource's identity
@@ -80,14 +72,6 @@ pub struct CellOutputs {
 }
 
 impl CellOutputs {
-    /// Approximate bytes held.
-    pub fn size_bytes(&self) -> u64 {
-        self.vars
-            .iter()
-            .map(|saved| saved.name.len() as u64 + saved.value.size_bytes())
-            .sum()
-    }
-
     /// `defines df, rows` or `defines nothing`, for the panel.
     pub fn summary(&self) -> String {
         if self.vars.is_empty() {
@@ -100,10 +84,6 @@ impl CellOutputs {
 }
 
 impl crate::cache::registry::CellPayload for CellOutputs {
-    fn size_bytes(&self) -> u64 {
-        CellOutputs::size_bytes(self)
-    }
-
     fn summary(&self) -> String {
         CellOutputs::summary(self)
     }
