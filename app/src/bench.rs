@@ -159,6 +159,26 @@ fn run_notebook(runtime: &Runtime, text: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Rhai that times `call` once, then three more times, and writes the first time and the
+/// median of the three (as the Streamlit scripts in `shared/bench/` do).
+fn first_and_median(call: &str) -> String {
+    format!(
+        r#"let t = perf_counter();
+{call};
+let first = perf_counter() - t;
+let hits = [];
+for i in 0..3 {{
+    let t = perf_counter();
+    {call};
+    hits.push(perf_counter() - t);
+}}
+hits.sort();
+write(first);
+write(hits[1]);
+"#
+    )
+}
+
 /// A runtime whose `bench_frame(n)` returns `frame` (made before anything is timed), and the
 /// slot that holds it (emptied to drop the frame).
 fn serving(frame: Frame) -> (Runtime, Arc<Mutex<Option<Frame>>>) {
@@ -184,19 +204,8 @@ fn bench_cache(rows: &[usize]) -> Result<(), String> {
                 r#"
 @{decorator}(show_spinner = false)
 fn frame(n) {{ bench_frame(n) }}
-let t = perf_counter();
-frame({n});
-let first = perf_counter() - t;
-let hits = [];
-for i in 0..3 {{
-    let t = perf_counter();
-    frame({n});
-    hits.push(perf_counter() - t);
-}}
-hits.sort();
-write(first);
-write(hits[1]);
-"#
+{}"#,
+                first_and_median(&format!("frame({n})"))
             );
             let out = run_notebook(&runtime, &text)?;
             let [first, hit] = [&out[0], &out[1]].map(|s| s.parse::<f64>().unwrap_or(f64::NAN));
@@ -222,19 +231,8 @@ fn bench_arg(rows: &[usize]) -> Result<(), String> {
 @cache_data(show_spinner = false)
 fn top(df, k) {{ df.head(k) }}
 let df = bench_frame({n});
-let t = perf_counter();
-top(df, 3);
-let first = perf_counter() - t;
-let hits = [];
-for i in 0..3 {{
-    let t = perf_counter();
-    top(df, 3);
-    hits.push(perf_counter() - t);
-}}
-hits.sort();
-write(first);
-write(hits[1]);
-"#
+{}"#,
+            first_and_median("top(df, 3)")
         );
         let out = run_notebook(&runtime, &text)?;
         let [first, hit] = [&out[0], &out[1]].map(|s| s.parse::<f64>().unwrap_or(f64::NAN));
