@@ -118,7 +118,14 @@ fn chunked_roundtrip_with_ttl() {
         "the entry outlived its ttl"
     );
     eprintln!("ttl 1.5 s: gone after {:?} more", start.elapsed());
-    assert!(raw_keys(&mut raw, "cellar:big*").is_empty());
+    // Every chunk expires by itself too. Each key's expiry counts from its own SET, so under
+    // load a chunk may outlive the header by a few milliseconds: waited for, within bounds.
+    assert!(
+        wait_until(Duration::from_secs(5), || raw_keys(&mut raw, "cellar:big*")
+            .is_empty()),
+        "chunks outlived their ttl: {:?}",
+        raw_keys(&mut raw, "cellar:big*")
+    );
 }
 
 #[test]
