@@ -1,6 +1,12 @@
 //! `cellar bench`: the numbers DESIGN.md asks for, measured through the path a notebook uses
 //! (a Rhai `@cache_data` / `@cache_resource` fn, timed from Rhai with `perf_counter()`), so
-//! they compare with Streamlit's scripts in `shared/bench/`. Output is CSV on stdout.
+//! they compare with Streamlit's scripts in `bench/anchors/`. Output is CSV on stdout.
+//!
+//! [`chart`] times a window frame with charts of N points; [`report`] runs every benchmark and
+//! the anchors at several sizes and writes `docs/performance.md`.
+
+pub mod chart;
+pub mod report;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -86,6 +92,16 @@ pub enum Bench {
         #[arg(long, default_value_t = 30)]
         cells: usize,
     },
+    /// CPU time of one window frame with a line and a scatter chart of N points in view
+    /// (first frame, idle frame, a frame while dragging the line chart; no GPU).
+    Chart {
+        /// Points per chart, e.g. 1000000 or 1e6 (repeatable).
+        #[arg(long, value_parser = parse_rows, required = true)]
+        points: Vec<usize>,
+    },
+    /// Runs every benchmark above and, when Python has Streamlit, the anchor scripts, at each
+    /// size; writes a markdown report with a log-log plot of cost against rows.
+    Report(report::ReportArgs),
 }
 
 fn parse_rows(raw: &str) -> Result<usize, String> {
@@ -111,6 +127,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Bench::PersistChild { rows, dir, store } => persist_child(rows, &dir, store.as_deref()),
         Bench::Shared { rows, store } => bench_shared(&rows, &store),
         Bench::Arg { rows } => bench_arg(&rows),
+        Bench::Chart { points } => chart::bench_chart(&points),
+        Bench::Report(args) => report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
