@@ -136,3 +136,22 @@ fn the_chart_bench_prints_its_header_and_a_row_per_size() {
         }
     }
 }
+
+#[test]
+fn a_step_that_outlives_the_timeout_is_listed_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, stderr) = report(dir.path(), &["--no-anchors", "--step-timeout", "0"]);
+    assert!(
+        md.contains("| `cellar bench cache --rows 1000` | ")
+            && md.contains("| skipped: still running after 0 s (see --step-timeout) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `cache_data` first call | 1k | — (skipped: still running after 0 s"),
+        "{md}"
+    );
+    assert!(
+        stderr.contains("skipped: still running after 0 s"),
+        "{stderr}"
+    );
+}

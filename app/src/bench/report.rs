@@ -56,6 +56,8 @@ pub struct ReportArgs {
 /// Runs the report: every step, then the markdown and the plot.
 pub fn run(args: &ReportArgs) -> Result<(), String> {
     let started = Instant::now();
+    // Other work on the machine moves every number; the page says how busy it was.
+    let load_before = load_average();
     let rows = if args.rows.is_empty() {
         DEFAULT_ROWS.to_vec()
     } else {
@@ -98,12 +100,20 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let series = results.series(&rows);
-    plot::draw(&plot_path, &series, &Machine::probe().cpu)?;
+    let machine = Machine::probe();
+    let subtitle = format!(
+        "One run of `cellar bench report` on {} ({} cores), {}. Lower is faster.",
+        machine.cpu,
+        machine.cores,
+        utc_date()
+    );
+    plot::draw(&plot_path, &series, &subtitle)?;
     let page = markdown(&Page {
         rows: &rows,
         results: &results,
         python: &python,
-        machine: &Machine::probe(),
+        machine: &machine,
+        load: [load_before, load_average()],
         plot_file: plot_path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
@@ -409,6 +419,16 @@ fn last_line(text: &str) -> &str {
         .unwrap_or("no message")
 }
 
+/// The 1-minute load average (Linux only).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// `MemAvailable` from `/proc/meminfo`, in bytes (Linux only).
 fn available_memory() -> Option<u64> {
     meminfo_field("MemAvailable:")
@@ -464,7 +484,13 @@ impl Csv {
     }
 
     /// The number in `column` of the first line whose fields match `filter` (column, value).
+    #[cfg(test)]
     fn value(&self, filter: &[(&str, &str)], column: &str) -> Option<f64> {
+        self.number(filter, column).map(|n| n.value)
+    }
+
+    /// Like [`Csv::value`], with the resolution the field was printed at.
+    fn number(&self, filter: &[(&str, &str)], column: &str) -> Option<Number> {
         let index = |name: &str| self.header.iter().position(|h| h == name);
         let target = index(column)?;
         let filter: Vec<(usize, &str)> = filter
@@ -474,9 +500,45 @@ impl Csv {
         self.rows
             .iter()
             .find(|row| filter.iter().all(|(i, v)| row[*i] == *v))?
-            .get(target)?
-            .parse()
-            .ok()
+            .get(target)
+            .and_then(|field| Number::parse(field))
+    }
+}
+
+/// A measured number and the resolution it was printed at: Cellar's benchmarks print seconds
+/// to the microsecond, the anchor scripts to a tenth of a millisecond, and a figure must not
+/// show digits its source did not have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Number {
+    value: f64,
+    /// The last printed digit's place (`0.0001` for `0.2110`); 0 when unknown.
+    step: f64,
+}
+
+impl Number {
+    fn parse(field: &str) -> Option<Number> {
+        let value: f64 = field.trim().parse().ok()?;
+        let step = if field.contains(['e', 'E']) {
+            0.0
+        } else {
+            let places = field.split_once('.').map_or(0, |(_, f)| f.trim().len());
+            10f64.powi(-(places as i32))
+        };
+        Some(Number { value, step })
+    }
+
+    /// The same number in another unit (`1e-6` turns microseconds into seconds).
+    fn scaled(self, factor: f64) -> Number {
+        Number {
+            value: self.value * factor,
+            step: self.step * factor,
+        }
+    }
+
+    /// Whether the printed resolution is a sizeable part of the value (a ratio built on it is
+    /// only approximate).
+    fn coarse(self) -> bool {
+        self.step > 0.05 * self.value.abs()
     }
 }
 
@@ -559,7 +621,7 @@ impl Results {
             None => Figure::Missing("not run".into()),
             Some(Err(why)) => Figure::Missing(why.clone()),
             Some(Ok(csv)) => csv
-                .value(filter, column)
+                .number(filter, column)
                 .map_or_else(|| Figure::Missing(format!("no {column}")), Figure::Value),
         }
     }
@@ -583,7 +645,7 @@ impl Results {
                                 .map(|&(c, v)| (c, if v == ROWS { rows_text.as_str() } else { v }))
                                 .collect();
                             match self.get(side.bench, n, &filter, side.column) {
-                                Figure::Value(s) if s > 0.0 => Some((n as f64, s)),
+                                Figure::Value(s) if s.value > 0.0 => Some((n as f64, s.value)),
                                 _ => None,
                             }
                         })
@@ -598,7 +660,7 @@ impl Results {
 /// A number in a table, or why it is missing.
 #[derive(Debug, Clone, PartialEq)]
 enum Figure {
-    Value(f64),
+    Value(Number),
     Missing(String),
 }
 
@@ -759,6 +821,8 @@ struct Page<'a> {
     results: &'a Results,
     python: &'a PythonSide,
     machine: &'a Machine,
+    /// The 1-minute load average when the run started and when it ended.
+    load: [Option<f64>; 2],
     plot_file: String,
     command: String,
     elapsed: Duration,
@@ -797,7 +861,10 @@ fn markdown(page: &Page<'_>) -> String {
         "Cellar measured beside Streamlit (and joblib.Memory for disk caching) in one run of \
          `cellar bench report` on one machine, at {}. Every number is what one call costs; \
          **Cellar ÷ anchor** is Cellar's time over the anchor's in the same run, so below 1 \
-         Cellar is faster. Generated on {} in {}; do not edit by hand.\n",
+         Cellar is faster. Cellar's benchmarks print seconds to the microsecond and the anchor \
+         scripts to a tenth of a millisecond, so a figure shows no digit its source did not \
+         have, and a ratio resting on a figure near that resolution is marked `~`. Generated \
+         on {} in {}; do not edit by hand.\n",
         page.rows
             .iter()
             .map(|&n| rows_text(n))
@@ -849,8 +916,8 @@ fn markdown(page: &Page<'_>) -> String {
                         md,
                         "| {what} | {} | {} | {} | {} |",
                         rows_text(n),
-                        figure_text(&cellar, seconds_text),
-                        figure_text(&theirs, seconds_text),
+                        figure_text(&cellar, seconds_figure),
+                        figure_text(&theirs, seconds_figure),
                         ratio_text(&cellar, &theirs)
                     );
                 }
@@ -1008,7 +1075,7 @@ fn markdown(page: &Page<'_>) -> String {
         } else {
             Figure::Missing("not run".into())
         };
-        let us = |v: f64| seconds_text(v * 1e-6);
+        let us = |n: Number| seconds_figure(n.scaled(1e-6));
         let _ = writeln!(
             md,
             "| `{decorator}` hit | {} | {} | {} |",
@@ -1033,7 +1100,7 @@ fn markdown(page: &Page<'_>) -> String {
     let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|");
     for &n in page.rows {
         let get = |column| r.get(BenchId::CellarMemory, n, &[], column);
-        let bytes = bytes_text;
+        let bytes = |n: Number| bytes_text(n.value);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} |",
@@ -1042,7 +1109,7 @@ fn markdown(page: &Page<'_>) -> String {
             figure_text(&get("cache_bytes"), bytes),
             figure_text(&get("shared_bytes"), bytes),
             figure_text(&get("rss_growth_bytes"), bytes),
-            figure_text(&get("rss_ratio"), |v| format!("{v:.2}")),
+            figure_text(&get("rss_ratio"), |n| format!("{:.2}", n.value)),
         );
     }
     md.push('\n');
@@ -1060,7 +1127,7 @@ fn markdown(page: &Page<'_>) -> String {
     let _ = writeln!(md, "|---:|---:|---:|---:|");
     for &n in page.rows {
         let get = |column| r.get(BenchId::CellarChart, n, &[], column);
-        let ms = |v: f64| seconds_text(v / 1e3);
+        let ms = |n: Number| seconds_figure(n.scaled(1e-3));
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} |",
@@ -1076,7 +1143,7 @@ fn markdown(page: &Page<'_>) -> String {
         md,
         "A rerun of a 30-cell notebook where every cell hits the cell cache: {} of engine time \
          (`cellar bench rerun`).\n",
-        figure_text(&rerun, |v| seconds_text(v / 1e3))
+        figure_text(&rerun, |n| seconds_figure(n.scaled(1e-3)))
     );
 
     let m = page.machine;
@@ -1098,6 +1165,12 @@ fn markdown(page: &Page<'_>) -> String {
     );
     if let PythonSide::Ready { versions, .. } = page.python {
         let _ = writeln!(md, "- {}", versions.join(", "));
+    }
+    if let [Some(before), Some(after)] = page.load {
+        let _ = writeln!(
+            md,
+            "- Load average (1 min): {before:.2} when the run started, {after:.2} when it ended"
+        );
     }
     md.push('\n');
 
@@ -1155,23 +1228,33 @@ fn git_commit() -> Option<String> {
 }
 
 /// A figure, or a dash with the reason (`—` then `skipped: ...` in small print).
-fn figure_text(figure: &Figure, format: impl Fn(f64) -> String) -> String {
+fn figure_text(figure: &Figure, format: impl Fn(Number) -> String) -> String {
     match figure {
-        Figure::Value(v) => format(*v),
+        Figure::Value(n) => format(*n),
         Figure::Missing(why) if why == "not run" => "—".into(),
         Figure::Missing(why) => format!("— ({why})"),
     }
 }
 
-/// Cellar ÷ anchor, with how many times faster or slower.
+/// Cellar ÷ anchor, with how many times faster or slower; `~` when either side was printed
+/// too coarsely for two digits.
 fn ratio_text(cellar: &Figure, anchor: &Figure) -> String {
     match (cellar, anchor) {
-        (Figure::Value(c), Figure::Value(a)) if *a > 0.0 && *c > 0.0 => {
-            let ratio = c / a;
+        (Figure::Value(c), Figure::Value(a)) if a.value > 0.0 && c.value > 0.0 => {
+            let ratio = c.value / a.value;
+            let about = if c.coarse() || a.coarse() { "~" } else { "" };
             if ratio < 1.0 {
-                format!("{} ({}× faster)", significant(ratio), grouped(1.0 / ratio))
+                format!(
+                    "{about}{} ({about}{}× faster)",
+                    significant(ratio),
+                    grouped(1.0 / ratio)
+                )
             } else {
-                format!("{} ({}× slower)", significant(ratio), significant(ratio))
+                format!(
+                    "{about}{} ({about}{}× slower)",
+                    significant(ratio),
+                    significant(ratio)
+                )
             }
         }
         _ => "—".into(),
@@ -1232,23 +1315,44 @@ fn bytes_text(b: f64) -> String {
     }
 }
 
-/// Seconds in the unit that reads best: 4.2 µs, 17 ms, 1.4 s.
+/// Seconds in the unit that reads best: 4.20 µs, 17.0 ms, 1.40 s.
 pub(crate) fn seconds_text(s: f64) -> String {
-    let (value, unit) = if s < 1e-3 {
-        (s * 1e6, "µs")
+    seconds_at(s, 0.0)
+}
+
+/// A measured time with no more digits than it was printed with (`3 µs`, not `3.00 µs`, from
+/// `0.000003`); a zero is below the resolution (`< 100 µs` from `0.0000`).
+fn seconds_figure(n: Number) -> String {
+    if n.value == 0.0 && n.step > 0.0 {
+        return format!("< {}", seconds_at(n.step, n.step));
+    }
+    seconds_at(n.value, n.step)
+}
+
+/// `s` in the unit that reads best, with three significant digits at most and none finer
+/// than `step` (0: no limit).
+fn seconds_at(s: f64, step: f64) -> String {
+    let (factor, unit) = if s < 1e-3 {
+        (1e6, "µs")
     } else if s < 1.0 {
-        (s * 1e3, "ms")
+        (1e3, "ms")
     } else {
-        (s, "s")
+        (1.0, "s")
     };
-    let text = if value < 10.0 {
-        format!("{value:.2}")
+    let value = s * factor;
+    let mut places: usize = if value < 10.0 {
+        2
     } else if value < 100.0 {
-        format!("{value:.1}")
+        1
     } else {
-        format!("{value:.0}")
+        0
     };
-    format!("{text} {unit}")
+    if step > 0.0 {
+        // The small epsilon keeps 0.1 (stored as 0.1000000001) at one place, not two.
+        let resolution = (-(step * factor).log10() - 1e-9).ceil().max(0.0) as usize;
+        places = places.min(resolution);
+    }
+    format!("{value:.places$} {unit}")
 }
 
 /// Rows as people say them: 1M, 50M, 2k, 1,500.
@@ -1402,18 +1506,36 @@ mod tests {
         assert_eq!(bytes_text(3.2e9), "3.2 GB");
         assert_eq!(duration_text(Duration::from_secs(14)), "14 s");
         assert_eq!(duration_text(Duration::from_secs(38 * 60)), "38 min");
+        let at = |field: &str| Figure::Value(Number::parse(field).unwrap());
         assert_eq!(
-            ratio_text(&Figure::Value(0.017), &Figure::Value(0.069)),
+            ratio_text(&at("0.017000"), &at("0.0690")),
             "0.25 (4.1× faster)"
         );
+        assert_eq!(ratio_text(&at("2.00"), &at("1.00")), "2.0 (2.0× slower)");
+        assert_eq!(ratio_text(&at("1.0"), &Figure::Missing("x".into())), "—");
+        // 0.0001 printed to four places could be anything from 50 to 150 µs.
         assert_eq!(
-            ratio_text(&Figure::Value(2.0), &Figure::Value(1.0)),
-            "2.0 (2.0× slower)"
+            ratio_text(&at("0.000002"), &at("0.0001")),
+            "~0.020 (~50× faster)"
         );
-        assert_eq!(
-            ratio_text(&Figure::Value(1.0), &Figure::Missing("x".into())),
-            "—"
-        );
+        assert_eq!(ratio_text(&at("0.000002"), &at("0.0000")), "—");
+    }
+
+    #[test]
+    fn a_figure_shows_no_more_digits_than_its_source() {
+        let shown = |field: &str| seconds_figure(Number::parse(field).unwrap());
+        assert_eq!(shown("0.000003"), "3 µs");
+        assert_eq!(shown("0.000047"), "47 µs");
+        assert_eq!(shown("0.0001"), "100 µs");
+        assert_eq!(shown("0.0000"), "< 100 µs");
+        assert_eq!(shown("0.2110"), "211 ms");
+        assert_eq!(shown("0.0043"), "4.3 ms");
+        assert_eq!(shown("0.012934"), "12.9 ms");
+        assert_eq!(shown("5.2100"), "5.21 s");
+        assert_eq!(shown("1e-6"), "1.00 µs");
+        let us = |field: &str| seconds_figure(Number::parse(field).unwrap().scaled(1e-6));
+        assert_eq!(us("27.3"), "27.3 µs");
+        assert_eq!(us("2.413"), "2.41 µs");
     }
 
     #[test]

@@ -33,15 +33,15 @@ fn colour(series: &Series) -> RGBColor {
     }
 }
 
-/// Draws `series` to `path` (SVG); `machine` goes under the title.
-pub fn draw(path: &Path, series: &[Series], machine: &str) -> Result<(), String> {
-    draw_svg(path, series, machine).map_err(|e| format!("cannot draw {}: {e}", path.display()))
+/// Draws `series` to `path` (SVG); `subtitle` goes under the title.
+pub fn draw(path: &Path, series: &[Series], subtitle: &str) -> Result<(), String> {
+    draw_svg(path, series, subtitle).map_err(|e| format!("cannot draw {}: {e}", path.display()))
 }
 
 fn draw_svg(
     path: &Path,
     series: &[Series],
-    machine: &str,
+    subtitle: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -52,7 +52,7 @@ fn draw_svg(
         ("sans-serif", 22).into_font().color(&TEXT),
     ))?;
     title.draw(&Text::new(
-        format!("One run of `cellar bench report` on {machine}. Lower is faster."),
+        subtitle,
         (24, 40),
         ("sans-serif", 14).into_font().color(&TEXT.mix(0.75)),
     ))?;
