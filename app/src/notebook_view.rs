@@ -382,7 +382,7 @@ fn refreshing_note(ui: &mut Ui, view: &CellView, refreshing: &[String]) {
         .cache_calls
         .iter()
         .filter(|call| call.outcome == cellar_engine::CallOutcome::StaleHit)
-        .map(|call| call.function.as_str())
+        .map(|call| &*call.function)
         .filter(|f| refreshing.iter().any(|r| r == f))
         .collect();
     if stale.is_empty() {

@@ -167,7 +167,7 @@ pub fn misses(report: &RunReport, function: &str) -> usize {
         .cells
         .iter()
         .flat_map(|c| &c.cache_calls)
-        .filter(|t| t.function == function && matches!(t.outcome, CallOutcome::Miss(_)))
+        .filter(|t| &*t.function == function && matches!(t.outcome, CallOutcome::Miss(_)))
         .count()
 }
 

@@ -144,7 +144,7 @@ other(2000);
         .events_since(0)
         .iter()
         .filter(|e| e.event == EventKind::Removed(RemovalCause::MemoryBudget))
-        .map(|e| e.function.clone())
+        .map(|e| e.function.to_string())
         .collect();
     assert_eq!(
         evicted[0], "other",
@@ -337,4 +337,49 @@ fn an_unwritable_cache_dir_warns_and_keeps_the_entry_in_memory() {
         .unwrap();
     assert!(warning.contains("stays cached in memory only"), "{warning}");
     assert_eq!(calls(&h.run("A", PERSISTED)), ["load: hit"]);
+}
+
+/// Cached fns run as native entry points: every way Rhai can reach a fn still goes through
+/// the cache (a pointer, `call`, a curried pointer, method-call style, another fn, a fn that
+/// calls itself), and a fn with more parameters than an entry point takes keeps working
+/// through its script wrapper.
+#[test]
+fn a_cached_fn_is_cached_however_it_is_called() {
+    let nb = r#"
+@cache_data
+fn add(a, b) { a + b }
+fn twice(x) { add(x, x) }
+@cache_data
+fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }
+@cache_data
+fn wide(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) {
+    a1 + a17
+}
+write(add(1, 2));
+write(Fn("add").call(3, 4));
+write(call(Fn("add"), 5, 6));
+write(Fn("add").curry(7).call(8));
+write(9.add(10));
+write(twice(11));
+write(fib(30));
+write(wide(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17));
+"#;
+    let mut h = Harness::functions_only(None);
+    let first = h.run("A", nb);
+    assert!(errors(&first).is_empty(), "{:?}", errors(&first));
+    let values = ["3", "7", "11", "15", "19", "22", "832040", "18"];
+    assert_eq!(texts(&first), values);
+    assert_eq!(misses(&first, "add"), 6);
+    // fib(30) computes each n once: every other call of it is a hit.
+    assert_eq!(misses(&first, "fib"), 31);
+    assert_eq!(misses(&first, "wide"), 1);
+    let second = h.run("A", nb);
+    assert_eq!(texts(&second), values);
+    assert_eq!(
+        calls(&second),
+        ["add: hit"; 6]
+            .into_iter()
+            .chain(["fib: hit", "wide: hit"])
+            .collect::<Vec<_>>()
+    );
 }

@@ -316,8 +316,8 @@ fn cell_entries_live_in_the_registry_beside_functions() {
         .find(|e| e.function == "cell \"Pick\"")
         .unwrap();
     assert_eq!(entry.value, "defines n, picked");
-    assert!(entry.parts.iter().any(|p| p.name == "widget How many"));
-    assert!(entry.parts.iter().any(|p| p.name == "xs"));
+    assert!(entry.parts.iter().any(|p| &*p.name == "widget How many"));
+    assert!(entry.parts.iter().any(|p| &*p.name == "xs"));
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn the_event_log_says_why_each_cell_entry_was_computed() {
         // The miss that computed an entry is logged under that entry's key.
         let why: Vec<String> = events
             .iter()
-            .filter(|e| e.function == pick && e.key == entry.key_short)
+            .filter(|e| &*e.function == pick && e.key.to_string() == entry.key_short)
             .filter_map(|e| match &e.event {
                 EventKind::Miss(reason) => Some(reason.to_string()),
                 _ => None,
@@ -510,7 +510,7 @@ fn a_deleted_cell_leaves_the_cache_and_the_cells_below_stay_cached() {
     assert_eq!(removed, 1);
     assert!(!cell_rows(&h).contains(&"cell \"Doomed\"".to_string()));
     let events = h.runtime.cache().events_since(0);
-    assert!(events.iter().any(|e| e.function == "cell \"Doomed\""
+    assert!(events.iter().any(|e| &*e.function == "cell \"Doomed\""
         && e.event == EventKind::Removed(RemovalCause::CodeChanged)));
     let report = h.run("A", &edited);
     assert_eq!(hits(&report), [true, true]);

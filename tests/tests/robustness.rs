@@ -224,7 +224,9 @@ fn a_computation_that_unwinds_aborts_its_in_flight_entry() {
                 "f",
                 &policy(),
                 &call(7),
-                cellar_engine::cache::StoredValue::Data(cellar_engine::cache::CachedValue::Int(1)),
+                cellar_engine::cache::StoredValue::Data(std::sync::Arc::new(
+                    cellar_engine::cache::CachedValue::Int(1),
+                )),
                 Vec::new(),
                 false,
             );

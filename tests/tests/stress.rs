@@ -183,7 +183,7 @@ fn get(shared: &Shared, rng: &mut Rng, function: usize, k: u32) {
         match begin {
             Begin::Hit { value: got, .. } => {
                 c.hits.fetch_add(1, Ordering::Relaxed);
-                let ok = matches!(&got, StoredValue::Data(v) if *v == value(function, k));
+                let ok = matches!(&got, StoredValue::Data(v) if **v == value(function, k));
                 shared.check(ok, || {
                     format!(
                         "{}#{k}: a hit served another value",
@@ -241,7 +241,7 @@ fn get(shared: &Shared, rng: &mut Rng, function: usize, k: u32) {
                             FUNCTIONS[function].name,
                             &policy,
                             &call,
-                            StoredValue::Data(value(function, k)),
+                            StoredValue::Data(std::sync::Arc::new(value(function, k))),
                             Vec::new(),
                             false,
                         );
@@ -381,14 +381,14 @@ fn check_quiet(shared: &Shared, model: &mut Model) {
         });
     }
     for event in &events {
-        let held = model.held.entry(event.function.clone()).or_default();
+        let held = model.held.entry(event.function.to_string()).or_default();
         match &event.event {
             EventKind::Inserted => {
-                held.insert(event.key.clone());
+                held.insert(event.key.to_string());
             }
             EventKind::Removed(cause) => {
                 *model.removals.entry(cause.name().to_string()).or_default() += 1;
-                let was = held.remove(&event.key);
+                let was = held.remove(&event.key.to_string());
                 check(was, &|| {
                     format!(
                         "{} {}: removed ({cause}) but not held",

@@ -58,10 +58,10 @@ impl EventLog {
             match &event.event {
                 EventKind::Removed(_) => push_bounded(&mut self.removals, event, REMOVALS_KEPT),
                 EventKind::Miss(reason) => {
+                    let (function, key) = (event.function.to_string(), event.key.to_string());
                     self.entry_miss
-                        .insert((event.function.clone(), event.key.clone()), reason.clone());
-                    self.function_miss
-                        .insert(event.function.clone(), (event.key.clone(), reason.clone()));
+                        .insert((function.clone(), key.clone()), reason.clone());
+                    self.function_miss.insert(function, (key, reason.clone()));
                     push_bounded(&mut self.traffic, event, TRAFFIC_KEPT);
                 }
                 EventKind::Hit

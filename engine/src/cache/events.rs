@@ -166,13 +166,24 @@ pub struct CacheEvent {
     /// When (wall clock since the epoch).
     pub at: Duration,
     /// The function (or cell) it concerns.
-    pub function: String,
+    pub function: std::sync::Arc<str>,
     /// Data, resource, ...
     pub kind: CacheKind,
-    /// Short key digest.
-    pub key: String,
+    /// The entry's key, shown short.
+    pub key: ShortKey,
     /// What happened.
     pub event: EventKind,
+}
+
+/// A key as the log shows it: its first 8 hex digits. Kept whole, and written out only
+/// when shown: a hit logs one without formatting anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShortKey(pub u128);
+
+impl fmt::Display for ShortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", (self.0 >> 96) as u32)
+    }
 }
 
 impl fmt::Display for CacheEvent {

@@ -97,8 +97,8 @@ pub trait CallSteps {
     fn files_hold(&self, files: &[FileRead]) -> Result<(), String>;
     /// This call owns the computation now (checks that must fail before anything is read).
     fn on_miss(&mut self) -> Result<(), Self::Error>;
-    /// Computes the value.
-    fn compute(&mut self) -> Result<Computed, Self::Error>;
+    /// Computes the value of `call`.
+    fn compute(&mut self, call: &CallKey) -> Result<Computed, Self::Error>;
     /// Whether waiting for another caller must stop (Stop, a timeout).
     fn should_stop(&self) -> bool;
     /// The error a stopped wait ends with.
@@ -318,7 +318,7 @@ impl CacheFront {
             }
         }
 
-        let computed = match steps.compute() {
+        let computed = match steps.compute(&call) {
             Ok(computed) => computed,
             Err(err) => {
                 if let (Some(store), Some(lock)) = (&store, lock) {
@@ -498,7 +498,7 @@ impl CacheFront {
         call: CallKey,
         entry: persist::PersistedEntry,
     ) -> Served {
-        let value = StoredValue::Data(entry.value);
+        let value = StoredValue::Data(Arc::new(entry.value));
         let generation = self.registry.complete_from_disk(
             function,
             policy,

@@ -24,9 +24,52 @@ pub struct Unhashable {
 
 /// The digest of one value.
 pub fn digest(value: &Dynamic) -> Result<u128, Unhashable> {
+    if let Some(digest) = scalar_digest(value) {
+        return Ok(digest);
+    }
     let mut hasher = Xxh3::new();
     hash_value(&mut hasher, value)?;
     Ok(hasher.digest128())
+}
+
+/// The digest of an untagged number, bool, unit, char or short string, hashed in one go:
+/// the same bytes [`hash_value`] feeds the streaming hasher, so the same digest, without
+/// setting up a streaming hasher (most of what keying a small call cost).
+fn scalar_digest(value: &Dynamic) -> Option<u128> {
+    const SHORT: usize = 48;
+    if value.tag() != 0 {
+        return None;
+    }
+    let mut bytes = [0u8; 9 + SHORT];
+    let len = if value.is_unit() {
+        bytes[0] = b'u';
+        1
+    } else if let Ok(b) = value.as_bool() {
+        bytes[..2].copy_from_slice(&[b'b', b as u8]);
+        2
+    } else if let Ok(i) = value.as_int() {
+        bytes[0] = b'i';
+        bytes[1..9].copy_from_slice(&i.to_le_bytes());
+        9
+    } else if let Ok(f) = value.as_float() {
+        bytes[0] = b'f';
+        bytes[1..9].copy_from_slice(&f.to_bits().to_le_bytes());
+        9
+    } else if let Ok(c) = value.as_char() {
+        bytes[0] = b'h';
+        bytes[1..5].copy_from_slice(&u32::from(c).to_le_bytes());
+        5
+    } else if let Some(s) = value.read_lock::<rhai::ImmutableString>()
+        && s.len() <= SHORT
+    {
+        bytes[0] = b's';
+        bytes[1..9].copy_from_slice(&(s.len() as u64).to_le_bytes());
+        bytes[9..9 + s.len()].copy_from_slice(s.as_bytes());
+        9 + s.len()
+    } else {
+        return None;
+    };
+    Some(xxhash_rust::xxh3::xxh3_128(&bytes[..len]))
 }
 
 /// Feeds a value into `hasher`, tagged by type so `1`, `1.0`, `"1"` and `'1'` differ. A
@@ -356,8 +399,36 @@ mod tests {
 
     use xxhash_rust::xxh3::Xxh3;
 
-    use super::{Dynamic, Frame, digest, hash_frame_with, series_digest};
+    use super::{Dynamic, Frame, digest, hash_frame_with, hash_value, series_digest};
     use crate::data::SqliteConnection;
+
+    #[test]
+    fn small_values_hashed_in_one_go_keep_their_streamed_digest() {
+        let long = "x".repeat(200);
+        let values = [
+            Dynamic::UNIT,
+            Dynamic::from(true),
+            Dynamic::from(false),
+            Dynamic::from(-7_i64),
+            Dynamic::from(i64::MAX),
+            Dynamic::from(2.5_f64),
+            Dynamic::from(-0.0_f64),
+            Dynamic::from('ü'),
+            Dynamic::from(""),
+            Dynamic::from("a.csv"),
+            Dynamic::from("y".repeat(48)),
+            Dynamic::from("z".repeat(49)),
+            Dynamic::from(long),
+        ];
+        for value in values {
+            let mut hasher = Xxh3::new();
+            hash_value(&mut hasher, &value).unwrap();
+            assert_eq!(digest(&value), Ok(hasher.digest128()), "{value:?}");
+        }
+        let mut tagged = Dynamic::from(1_i64);
+        tagged.set_tag(3);
+        assert_ne!(digest(&tagged), digest(&Dynamic::from(1_i64)));
+    }
 
     #[test]
     fn equal_values_hash_equal_and_types_differ() {

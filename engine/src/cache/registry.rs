@@ -11,7 +11,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::clock::Clock;
-use super::events::{CacheEvent, EventKind, MissReason, RemovalCause};
+use super::events::{CacheEvent, EventKind, MissReason, RemovalCause, ShortKey};
 use super::files::FileRead;
 use super::footprint::Footprint;
 use super::resource::ResourceHandle;
@@ -26,8 +26,9 @@ const TOMBSTONES_PER_FUNCTION: usize = 4096;
 /// What a cache entry holds.
 #[derive(Clone, Debug)]
 pub enum StoredValue {
-    /// `@cache_data`: handed out as copies.
-    Data(CachedValue),
+    /// `@cache_data`: handed out as copies (made from this one, which a hit shares rather
+    /// than copies).
+    Data(Arc<CachedValue>),
     /// `@cache_resource`: the one shared object.
     Resource(ResourceHandle),
     /// A whole cell: the variables it defined (its elements live in the entry as usual).
@@ -139,8 +140,8 @@ pub struct Release {
 /// One argument's (or widget's) part of a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPart {
-    /// The parameter name, or the widget label.
-    pub name: String,
+    /// The parameter name, or the widget label (shared: a call names its parts anew).
+    pub name: Arc<str>,
     /// Whether this part is a widget value.
     pub widget: bool,
     /// Digest of the value.
@@ -186,7 +187,7 @@ pub struct WidgetRead {
 
 /// The first 8 hex digits of a key.
 pub fn short_key(key: u128) -> String {
-    format!("{:08x}", (key >> 96) as u32)
+    ShortKey(key).to_string()
 }
 
 impl Entry {
@@ -317,8 +318,14 @@ pub enum Begin {
     Compute(MissReason),
 }
 
+/// A map hashed with foldhash: a hit looks up its fn and its entry on every call, and
+/// SipHash was a visible part of what a hit cost.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct FunctionState {
+    /// The fn's name, shared by the events logged for it.
+    name: Arc<str>,
     kind: Option<CacheKind>,
     code_hash: Option<u128>,
     ttl: Option<Duration>,
@@ -326,8 +333,8 @@ struct FunctionState {
     max_size: Option<u64>,
     refresh: Refresh,
     on_release: Option<String>,
-    entries: HashMap<u128, Entry>,
-    in_flight: HashMap<u128, Arc<InFlight>>,
+    entries: FastMap<u128, Entry>,
+    in_flight: FastMap<u128, Arc<InFlight>>,
     /// Keys being computed again in the background while their stale value is served.
     refreshing: std::collections::HashSet<u128>,
     /// Removals by cause, for `cache_info`.
@@ -414,14 +421,17 @@ impl FunctionState {
                         .iter()
                         .any(|l| l.name == p.name && l.digest == p.digest)
                 })
-                .map(|p| p.name.clone())
+                .map(|p| p.name.to_string())
                 .collect()
         };
         let args = changed(false);
         // Another session's first call of a `scope = "session"` fn: its own entry.
         if let (Some(_), [only]) = (call.session, args.as_slice())
             && only == "session"
-            && let Some(part) = call.parts.iter().find(|p| p.name == "session" && !p.widget)
+            && let Some(part) = call
+                .parts
+                .iter()
+                .find(|p| &*p.name == "session" && !p.widget)
         {
             return MissReason::Described(format!("first call in session {}", part.summary));
         }
@@ -438,7 +448,7 @@ impl FunctionState {
 
 #[derive(Default)]
 struct State {
-    functions: HashMap<String, FunctionState>,
+    functions: FastMap<String, FunctionState>,
     events: VecDeque<CacheEvent>,
     next_seq: u64,
     tick: u64,
@@ -722,9 +732,11 @@ impl CacheRegistry {
             Some((_, true)) if !refreshing => {
                 let start = f.refreshing.insert(call.key);
                 let hit = f.take_hit(call, now, tick, Some(start));
-                self.log(
+                let name = f.name.clone();
+                Self::push_event(
                     &mut state,
-                    function,
+                    now,
+                    name,
                     policy.kind,
                     call.key,
                     EventKind::StaleHit,
@@ -752,14 +764,15 @@ impl CacheRegistry {
             Some((_, false)) => {
                 self.remove_locked(&mut state, function, call.key, RemovalCause::Expired);
             }
+            None if f.entries.contains_key(&call.key) => {
+                let hit = f.take_hit(call, now, tick, None);
+                let name = f.name.clone();
+                Self::push_event(&mut state, now, name, policy.kind, call.key, EventKind::Hit);
+                return Ok(hit);
+            }
             None => {}
         }
         let f = state.functions.get_mut(function).expect("still there");
-        if f.entries.contains_key(&call.key) {
-            let hit = f.take_hit(call, now, tick, None);
-            self.log(&mut state, function, policy.kind, call.key, EventKind::Hit);
-            return Ok(hit);
-        }
         if let Some(flight) = f.in_flight.get(&call.key) {
             if flight.owner == std::thread::current().id() {
                 return Err(format!(
@@ -1343,12 +1356,16 @@ impl CacheRegistry {
 
     fn apply_policy(&self, state: &mut State, function: &str, policy: &FunctionPolicy) {
         // Looked up before inserting: a hit must not allocate the name.
-        if !state.functions.contains_key(function) {
-            state
+        let f = match state.functions.get_mut(function) {
+            Some(f) => f,
+            None => state
                 .functions
-                .insert(function.to_string(), FunctionState::default());
-        }
-        let f = state.functions.get_mut(function).expect("inserted above");
+                .entry(function.to_string())
+                .or_insert_with(|| FunctionState {
+                    name: function.into(),
+                    ..FunctionState::default()
+                }),
+        };
         f.kind = Some(policy.kind);
         f.ttl = policy.ttl;
         f.max_entries = policy.max_entries;
@@ -1440,23 +1457,40 @@ impl CacheRegistry {
     }
 
     fn log(&self, state: &mut State, function: &str, kind: CacheKind, key: u128, event: EventKind) {
+        let function = match state.functions.get(function) {
+            Some(f) => f.name.clone(),
+            // A released resource's fn may be gone from the registry.
+            None => function.into(),
+        };
+        Self::push_event(state, self.clock.now(), function, kind, key, event);
+    }
+
+    /// [`Self::log`] for a caller that has the time and the fn's shared name at hand (a
+    /// hit: it reads neither the clock nor the fns' map again).
+    fn push_event(
+        state: &mut State,
+        at: Duration,
+        function: Arc<str>,
+        kind: CacheKind,
+        key: u128,
+        event: EventKind,
+    ) {
         let seq = state.next_seq;
         state.next_seq += 1;
         let eviction = matches!(event, EventKind::Removed(_));
         state.events.push_back(CacheEvent {
             seq,
-            at: self.clock.now(),
-            function: function.to_string(),
+            at,
+            function,
             kind,
-            key: short_key(key),
+            key: ShortKey(key),
             event,
         });
         while state.events.len() > EVENT_LOG_CAPACITY {
             state.events.pop_front();
         }
         if eviction {
-            let now = self.clock.now();
-            Self::record_history(state, now, true);
+            Self::record_history(state, at, true);
         }
     }
 

@@ -155,7 +155,7 @@ pub struct CellRecorder {
     pub uncacheable: Option<String>,
     seen: HashSet<String>,
     /// Cached calls already recorded (by fn and key, see [`Self::first_call`]).
-    seen_calls: HashSet<u128>,
+    seen_calls: HashSet<u128, foldhash::fast::RandomState>,
     resources: HashSet<u64>,
     /// The digest of `state` when the cell first read it (to tell a write afterwards).
     pub state_read: Option<u128>,
@@ -165,10 +165,11 @@ pub struct CellRecorder {
 }
 
 impl CellRecorder {
-    /// [`Self::first_time`] for a call of a cached fn, without building a key string (a hit
-    /// is a few hundred nanoseconds; formatting a 128-bit key was a tenth of it).
-    pub fn first_call(&mut self, function: &str, key: u128) -> bool {
-        let id = xxhash_rust::xxh3::xxh3_128(function.as_bytes()) ^ key;
+    /// [`Self::first_time`] for a call of a cached fn, by the digest of its name, without
+    /// building a key string (a hit is a few hundred nanoseconds; formatting a 128-bit key
+    /// was a tenth of it).
+    pub fn first_call(&mut self, function_digest: u128, key: u128) -> bool {
+        let id = function_digest ^ key;
         self.seen_calls.insert(id)
     }
 

@@ -381,7 +381,7 @@ fn cell_call_key(trace: &StoredTrace) -> CallKey {
             .reads
             .iter()
             .map(|read| KeyPart {
-                name: read.label(),
+                name: read.label().into(),
                 widget: matches!(read, crate::cells::Read::Widget { .. }),
                 digest: read.digest(),
                 summary: read.summary(),

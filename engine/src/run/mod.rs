@@ -228,7 +228,12 @@ struct CompiledNotebook {
     cells: Vec<Result<CompiledCell, CellError>>,
     /// Each cell's identity in the cell cache ([`Notebook::cell_keys`]).
     keys: Vec<String>,
+    /// Every script fn of the notebook, cached fns by their wrappers: what the effect
+    /// analysis reads and a background refresh calls.
     library: AST,
+    /// [`Self::library`] as cells run it: each cached fn a native entry point instead of its
+    /// wrapper (a call then costs no script call; see [`script::entry_points`]).
+    runnable: AST,
     functions: Arc<HashMap<String, CachedFnSpec>>,
     /// For each resource fn with `validate`: the validate fn's name, and a call of it on
     /// [`VALIDATED`] with the notebook's fns (compiled once, called on every cell hit that
@@ -650,7 +655,7 @@ impl Runtime {
         }));
         let before = scope.len();
         let ast = compiled
-            .library
+            .runnable
             .merge(&compiled_cell.ast.clone_statements_only());
         // A panic in native code (a bug in Cellar, polars or an embedder's function) is this
         // cell's error: the session, and the other sessions of the process, go on. The
@@ -736,6 +741,12 @@ impl Runtime {
                         annotated.name.clone(),
                         CachedFnSpec {
                             impl_name: format!("{}{IMPL_SUFFIX}", annotated.name),
+                            param_names: annotated
+                                .params
+                                .iter()
+                                .map(|p| Arc::from(p.as_str()))
+                                .collect(),
+                            name_seed: xxhash_rust::xxh3::xxh3_128(annotated.name.as_bytes()),
                             code_hash: with_options(
                                 sources.code_hash(&annotated.name),
                                 &key_options(annotated),
@@ -839,10 +850,19 @@ impl Runtime {
                 Some((spec.annotated.name.clone(), (release_fn, call)))
             })
             .collect();
+        let (entry_points, covered) = script::entry_points(functions.values());
+        let mut wrappers_left = library.clone();
+        wrappers_left.retain_functions(|_, _, name, params| {
+            !covered
+                .iter()
+                .any(|(n, arity)| n == name && *arity == params)
+        });
+        let runnable = AST::new_from_module(entry_points).merge(&wrappers_left);
         CompiledNotebook {
             cells,
             keys: notebook.cell_keys(),
             library,
+            runnable,
             functions: Arc::new(functions),
             validators,
             releasers,

@@ -4,13 +4,14 @@
 //! No lock is held while user code runs: the registry is asked, released, the function
 //! computes, and the registry is told the result.
 
+use std::sync::Arc;
+
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
-use xxhash_rust::xxh3::Xxh3;
 
 use super::context::{self, CachedFnSpec, CallTrace, ComputingFrame, emit, with};
 use super::{ScriptResult, script_error};
 use crate::cache::annotation::IMPL_SUFFIX;
-use crate::cache::front::{CallSteps, ClearScope, Computed, HitCheck, Tiers};
+use crate::cache::front::{CallSteps, ClearScope, Computed, HitCheck, Served, Tiers};
 use crate::cache::registry::CacheRegistry;
 use crate::cache::{
     CacheKind, CachedValue, CallKey, CallOutcome, FunctionPolicy, KeyPart, Refresh, ResourceHandle,
@@ -100,6 +101,7 @@ fn clear_one(name: &str, args: Array) -> ScriptResult<()> {
     let Some(registry) = with(|ctx| ctx.cache.clone()) else {
         return Ok(());
     };
+    let args: Vec<&Dynamic> = args.iter().collect();
     let call = call_key(&spec, &args, &registry, None)?;
     // The persisted entry of these arguments may be on disk without being in memory
     // (computed by an earlier process): the scope names its key too.
@@ -168,19 +170,56 @@ fn summarize(value: &Dynamic) -> String {
     }
 }
 
+/// The digest of a key's parts after `seed`.
 fn hash_parts(seed: u128, parts: &[KeyPart]) -> u128 {
-    let mut hasher = Xxh3::new();
-    hasher.update(&seed.to_le_bytes());
-    for part in parts {
-        hasher.update(part.name.as_bytes());
-        hasher.update(&[part.widget as u8]);
-        hasher.update(&part.digest.to_le_bytes());
-    }
-    hasher.digest128()
+    KeyBytes::of(parts).digest(seed)
 }
 
-fn name_seed(name: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(name.as_bytes())
+/// The bytes a key's parts are hashed from, after room for a 16-byte seed: the bytes a
+/// streaming hasher was once fed (so the same keys), laid out once and hashed in one go,
+/// once per seed (a call's arguments key and its full key differ only in the seed). On the
+/// stack when they fit.
+struct KeyBytes {
+    stack: [u8; 128],
+    heap: Vec<u8>,
+    len: usize,
+}
+
+impl KeyBytes {
+    fn of(parts: &[KeyPart]) -> Self {
+        let len = 16 + parts.iter().map(|p| p.name.len() + 17).sum::<usize>();
+        let mut out = Self {
+            stack: [0; 128],
+            heap: if len > 128 { vec![0; len] } else { Vec::new() },
+            len,
+        };
+        let bytes = out.bytes();
+        let mut at = 16;
+        for part in parts {
+            let name = part.name.as_bytes();
+            bytes[at..at + name.len()].copy_from_slice(name);
+            at += name.len();
+            bytes[at] = part.widget as u8;
+            bytes[at + 1..at + 17].copy_from_slice(&part.digest.to_le_bytes());
+            at += 17;
+        }
+        out
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        if self.heap.is_empty() {
+            &mut self.stack[..self.len]
+        } else {
+            &mut self.heap
+        }
+    }
+
+    /// The digest of the parts after `seed`.
+    fn digest(&mut self, seed: u128) -> u128 {
+        let bytes = self.bytes();
+        bytes[..16].copy_from_slice(&seed.to_le_bytes());
+        xxhash_rust::xxh3::xxh3_128(bytes)
+    }
 }
 
 /// A widget read inside a computing cached fn, with the value set for it at that moment.
@@ -190,13 +229,13 @@ type WidgetAtRead = (String, Option<WidgetValue>);
 /// widgets this function read last time (with `experimental_allow_widgets`).
 fn call_key(
     spec: &CachedFnSpec,
-    args: &Array,
+    args: &[&Dynamic],
     registry: &CacheRegistry,
     widget_labels: Option<(Vec<WidgetRead>, &[WidgetAtRead])>,
 ) -> ScriptResult<CallKey> {
     let name = &spec.annotated.name;
     let mut parts = Vec::with_capacity(args.len());
-    for (param, arg) in spec.annotated.params.iter().zip(args) {
+    for (param, arg) in spec.param_names.iter().zip(args) {
         if param.starts_with('_') {
             continue;
         }
@@ -225,13 +264,15 @@ fn call_key(
         .flatten();
     if let Some(session) = &session {
         parts.push(KeyPart {
-            name: "session".to_string(),
+            name: "session".into(),
             widget: false,
             digest: xxhash_rust::xxh3::xxh3_128(&session.id.to_le_bytes()),
             summary: session.name.clone(),
         });
     }
-    let args_key = hash_parts(name_seed(name), &parts);
+    let mut argument_bytes = KeyBytes::of(&parts);
+    let args_key = argument_bytes.digest(spec.name_seed);
+    let argument_parts = parts.len();
     // After a computation, the values its widgets had when they were read (a button's
     // click is gone by then); before, the values set now.
     let (widget_labels, read_values) = match widget_labels {
@@ -257,14 +298,19 @@ fn call_key(
         };
         let effective = set.or(read.default).unwrap_or_else(|| "unset".to_string());
         parts.push(KeyPart {
-            name: read.label,
+            name: read.label.into(),
             widget: true,
             digest: xxhash_rust::xxh3::xxh3_128(effective.as_bytes()),
             summary: effective,
         });
     }
+    let key = if parts.len() == argument_parts {
+        argument_bytes.digest(spec.code_hash)
+    } else {
+        hash_parts(spec.code_hash, &parts)
+    };
     Ok(CallKey {
-        key: hash_parts(spec.code_hash, &parts),
+        key,
         args_key,
         parts,
         session: session.map(|s| s.id),
@@ -313,19 +359,27 @@ fn storage_kind(spec: &CachedFnSpec) -> CacheKind {
 
 /// Records how a call went (for `--explain` and the chips) and tells the running cell's
 /// trace which entry it relied on.
-fn trace(function: &str, call: &CallKey, outcome: CallOutcome, generation: u64) {
+fn trace(spec: &CachedFnSpec, function: &Arc<str>, served: &Served) {
     with(|ctx| {
         ctx.calls.push(CallTrace {
-            function: function.to_string(),
-            outcome,
+            function: function.clone(),
+            outcome: served.outcome.clone(),
         })
     });
-    context::note_cached_call(function, call.key, call.args_key, generation, call.session);
+    let call = &served.call;
+    context::note_cached_call(
+        function,
+        spec.name_seed,
+        call.key,
+        call.args_key,
+        served.generation,
+        call.session,
+    );
 }
 
 /// Hands a stale entry to the run's background refresher; without one (a bare engine),
 /// the refresh is given up so the next stale serve can try again.
-fn start_refresh(registry: &CacheRegistry, name: &str, call: &CallKey, args: &Array) {
+fn start_refresh(registry: &CacheRegistry, name: &str, call: &CallKey, args: &[&Dynamic]) {
     let job = with(|ctx| {
         ctx.refresher.clone().map(|refresher| {
             (
@@ -333,7 +387,7 @@ fn start_refresh(registry: &CacheRegistry, name: &str, call: &CallKey, args: &Ar
                 context::RefreshJob {
                     function: name.to_string(),
                     key: call.key,
-                    args: args.clone(),
+                    args: args.iter().map(|&arg| arg.clone()).collect(),
                     widgets: ctx.widgets.clone(),
                     session: ctx.session.clone(),
                 },
@@ -416,6 +470,16 @@ fn check_validate_fn(ctx: &NativeCallContext, name: &str, validate: &str) -> Scr
         .map(|(_, _, fn_name, params, _)| (fn_name.to_string(), params))
         // The notebook's own fns: not the bodies Cellar renames behind cached fns.
         .filter(|(fn_name, _)| !fn_name.starts_with("__") && !fn_name.ends_with(IMPL_SUFFIX))
+        // Cached fns run as native entry points, not script fns.
+        .chain(
+            with(|c| {
+                c.functions
+                    .values()
+                    .map(|spec| (spec.annotated.name.clone(), spec.annotated.params.len()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+        )
         .collect();
     let script_params: Vec<usize> = fns
         .iter()
@@ -451,58 +515,136 @@ fn check_validate_fn(ctx: &NativeCallContext, name: &str, validate: &str) -> Scr
     )))
 }
 
+/// `__cellar_cached(name, args)`: the script wrapper's way in (a background refresh calls
+/// the wrapper; so do fns with more parameters than an entry point takes).
 fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<Dynamic> {
-    let found = with(|c| {
-        (
-            c.functions.get(name).cloned(),
-            c.front.clone(),
-            c.persist_dir.clone(),
-        )
-    });
-    let Some((Some(spec), front, persist_dir)) = found else {
+    let Some(spec) = with(|c| c.functions.get(name).cloned()).flatten() else {
         return Err(script_error(format!(
             "`{name}` is not a cached function of this notebook"
         )));
     };
-    let registry = front.registry().clone();
-    let kind = storage_kind(&spec);
-    let policy = policy(&spec, kind);
-    let call = call_key(&spec, &args, &registry, None)?;
-    let options = &spec.annotated.options;
-    // On a background refresh's thread, its first call computes instead of being served
-    // the stale value it replaces.
-    let refreshing = with(|c| c.refreshing.take_if(|f| f == name))
-        .flatten()
-        .is_some();
-    let tiers = Tiers {
-        disk: persist_dir.as_deref().filter(|_| options.persist),
-        shared: options.persist_shared,
-    };
-    let mut steps = ScriptSteps {
-        ctx: &ctx,
-        spec: &spec,
-        registry: &registry,
-        args: args.clone(),
-        call: call.clone(),
-    };
-    let served = front.get_or_compute(name, &policy, call, tiers, refreshing, &mut steps)?;
-    let computed = matches!(served.outcome, CallOutcome::Miss(_));
-    if served.start_refresh {
-        start_refresh(&registry, name, &served.call, &args);
+    let args: Vec<&Dynamic> = args.iter().collect();
+    EntryPoint::new(spec).call(&ctx, &args)
+}
+
+/// The most parameters an entry point takes: Rhai matches a native fn's `Dynamic`
+/// parameters against a call's argument types only up to this many.
+const MAX_ENTRY_POINT_PARAMS: usize = 16;
+
+/// What an entry point's unused argument slots hold.
+static UNIT: Dynamic = Dynamic::UNIT;
+
+/// The notebook's cached fns as native functions of its library, so that calling one goes
+/// straight to the cache: no script wrapper to enter and no argument array to build, which
+/// were most of what a small hit cost. Returns the module and the `(name, arity)` of each fn
+/// it holds; the wrappers of those fns are to be left out of the library that runs cells
+/// (a fn with more than [`MAX_ENTRY_POINT_PARAMS`] parameters keeps its wrapper).
+pub(crate) fn entry_points<'a>(
+    specs: impl IntoIterator<Item = &'a CachedFnSpec>,
+) -> (rhai::Module, Vec<(String, usize)>) {
+    let mut module = rhai::Module::new();
+    let mut covered = Vec::new();
+    for spec in specs {
+        let arity = spec.annotated.params.len();
+        if arity > MAX_ENTRY_POINT_PARAMS {
+            continue;
+        }
+        let name = spec.annotated.name.clone();
+        let entry = Arc::new(EntryPoint::new(spec.clone()));
+        let func = move |ctx: Option<NativeCallContext>, args: &mut [&mut Dynamic]| {
+            let ctx = ctx.expect("registered with a context");
+            // Borrowed into an array on the stack: a call allocates nothing for them.
+            let mut refs = [&UNIT; MAX_ENTRY_POINT_PARAMS];
+            for (slot, arg) in refs.iter_mut().zip(args.iter()) {
+                *slot = &**arg;
+            }
+            entry.call(&ctx, &refs[..args.len()])
+        };
+        rhai::FuncRegistration::new(name.clone()).set_into_module_raw(
+            &mut module,
+            vec![std::any::TypeId::of::<Dynamic>(); arity],
+            rhai::RhaiFunc::Method {
+                func: Arc::new(func),
+                has_context: true,
+                // It reads its arguments and never changes them.
+                is_pure: true,
+                // Never folded into a constant when a notebook is compiled.
+                is_volatile: true,
+            },
+        );
+        covered.push((name, arity));
     }
-    if !computed {
-        note_key_widgets(&served.call);
-        replay(&served.elements);
+    (module, covered)
+}
+
+/// A cached fn as its calls see it: its spec, and the kind and policy its entries are kept
+/// under, worked out once per compiled notebook rather than on every call.
+pub(crate) struct EntryPoint {
+    spec: CachedFnSpec,
+    name: Arc<str>,
+    policy: FunctionPolicy,
+}
+
+impl EntryPoint {
+    fn new(spec: CachedFnSpec) -> Self {
+        let policy = policy(&spec, storage_kind(&spec));
+        let name = spec.annotated.name.as_str().into();
+        Self { spec, name, policy }
     }
-    legacy_warning(&spec, &served.value);
-    // The caller depends on the files its value was computed from as much as the fn does.
-    context::note_files(&served.files);
-    if computed {
-        note_key_widgets(&served.call);
+
+    /// One call: served from the first tier that holds it, or computed.
+    fn call(&self, ctx: &NativeCallContext, args: &[&Dynamic]) -> ScriptResult<Dynamic> {
+        let spec = &self.spec;
+        let name = spec.annotated.name.as_str();
+        let options = &spec.annotated.options;
+        // One look at the run's context for everything a call needs from it.
+        let Some((front, persist_dir, refreshing)) = with(|c| {
+            (
+                c.front.clone(),
+                c.persist_dir.clone().filter(|_| options.persist),
+                // On a background refresh's thread, its first call computes instead of being
+                // served the stale value it replaces.
+                c.refreshing.take_if(|f| f == name).is_some(),
+            )
+        }) else {
+            return Err(script_error(format!(
+                "`{name}` is not a cached function of this notebook"
+            )));
+        };
+        let registry = front.registry();
+        let call = call_key(spec, args, registry, None)?;
+        let tiers = Tiers {
+            disk: persist_dir.as_deref(),
+            shared: options.persist_shared,
+        };
+        let mut steps = ScriptSteps {
+            ctx,
+            spec,
+            registry,
+            args,
+        };
+        let served =
+            front.get_or_compute(name, &self.policy, call, tiers, refreshing, &mut steps)?;
+        let computed = matches!(served.outcome, CallOutcome::Miss(_));
+        if served.start_refresh {
+            start_refresh(registry, name, &served.call, args);
+        }
+        if !computed {
+            note_key_widgets(&served.call);
+            if !served.elements.is_empty() {
+                replay(&served.elements);
+            }
+        }
+        legacy_warning(spec, &served.value);
+        // The caller depends on the files its value was computed from as much as the fn does.
+        context::note_files(&served.files);
+        if computed {
+            note_key_widgets(&served.call);
+        }
+        let value = serve(&served.value);
+        trace(spec, &self.name, &served);
+        Ok(value)
     }
-    let value = serve(&served.value);
-    trace(name, &served.call, served.outcome, served.generation);
-    Ok(value)
 }
 
 /// How a call from a script goes through the cache's steps.
@@ -510,8 +652,7 @@ struct ScriptSteps<'a> {
     ctx: &'a NativeCallContext<'a>,
     spec: &'a CachedFnSpec,
     registry: &'a CacheRegistry,
-    args: Array,
-    call: CallKey,
+    args: &'a [&'a Dynamic],
 }
 
 impl CallSteps for ScriptSteps<'_> {
@@ -544,7 +685,7 @@ impl CallSteps for ScriptSteps<'_> {
     }
 
     fn describe(&self, call: &mut CallKey) {
-        let params = self.spec.annotated.params.iter().zip(&self.args);
+        let params = self.spec.annotated.params.iter().zip(self.args);
         let mut args = params.filter(|(param, _)| !param.starts_with('_'));
         for part in call.parts.iter_mut().filter(|p| !p.widget) {
             if let Some((_, arg)) = args.next()
@@ -566,8 +707,8 @@ impl CallSteps for ScriptSteps<'_> {
         Ok(())
     }
 
-    fn compute(&mut self) -> ScriptResult<Computed> {
-        let mut computed = compute(self.ctx, self.spec, self.registry, &self.args, &self.call)?;
+    fn compute(&mut self, call: &CallKey) -> ScriptResult<Computed> {
+        let mut computed = compute(self.ctx, self.spec, self.registry, self.args, call)?;
         // Widgets read inside made a new key: its parts need describing too.
         self.describe(&mut computed.call);
         Ok(computed)
@@ -604,7 +745,7 @@ fn compute(
     ctx: &NativeCallContext,
     spec: &CachedFnSpec,
     registry: &CacheRegistry,
-    args: &Array,
+    args: &[&Dynamic],
     call: &CallKey,
 ) -> ScriptResult<Computed> {
     let name = &spec.annotated.name;
@@ -628,7 +769,8 @@ fn compute(
         c.elements.len()
     })
     .unwrap_or(0);
-    let mut call_args = args.clone();
+    // The body may change its parameters: it gets copies, as a script call would.
+    let mut call_args: Vec<Dynamic> = args.iter().map(|&arg| arg.clone()).collect();
     let mut refs: Vec<&mut Dynamic> = call_args.iter_mut().collect();
     let result = ctx.call_fn_raw(&spec.impl_name, false, false, &mut refs);
     drop(refs);
@@ -660,7 +802,7 @@ fn compute(
             })
         }
         _ => match CachedValue::from_dynamic(&returned) {
-            Ok(data) => StoredValue::Data(data),
+            Ok(data) => StoredValue::Data(Arc::new(data)),
             // The deprecated @cache stored anything; keep it working as a shared object.
             Err(_) if spec.annotated.kind == CacheKind::Legacy => {
                 StoredValue::Resource(ResourceHandle::new(name, returned.clone()))
@@ -693,7 +835,7 @@ fn compute(
             })
             .collect();
         registry.set_widget_labels(name, call.args_key, reads.clone());
-        call = call_key(spec, &call_args, registry, Some((reads, &widgets_read)))?;
+        call = call_key(spec, args, registry, Some((reads, &widgets_read)))?;
     }
     Ok(Computed {
         value: stored,
@@ -701,4 +843,43 @@ fn compute(
         files,
         call,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use xxhash_rust::xxh3::Xxh3;
+
+    use super::{KeyPart, hash_parts};
+
+    fn part(name: &str, widget: bool, digest: u128) -> KeyPart {
+        KeyPart {
+            name: name.into(),
+            widget,
+            digest,
+            summary: String::new(),
+        }
+    }
+
+    /// Keys on disk and in the shared store were made by feeding these bytes to a streaming
+    /// hasher: hashing them in one go must give the same keys.
+    #[test]
+    fn key_parts_hash_as_they_did_streamed() {
+        let long = "p".repeat(300);
+        let cases = [
+            vec![],
+            vec![part("x", false, 7)],
+            vec![part("url", false, u128::MAX), part("Rows", true, 1 << 90)],
+            vec![part(&long, false, 3), part("k", true, 4)],
+        ];
+        for parts in cases {
+            let mut hasher = Xxh3::new();
+            hasher.update(&42u128.to_le_bytes());
+            for p in &parts {
+                hasher.update(p.name.as_bytes());
+                hasher.update(&[p.widget as u8]);
+                hasher.update(&p.digest.to_le_bytes());
+            }
+            assert_eq!(hash_parts(42, &parts), hasher.digest128());
+        }
+    }
 }

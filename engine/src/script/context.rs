@@ -137,6 +137,10 @@ pub struct CachedFnSpec {
     pub annotated: AnnotatedFn,
     /// The name of the implementation the wrapper calls.
     pub impl_name: String,
+    /// The parameters' names, as key parts name them.
+    pub param_names: Vec<Arc<str>>,
+    /// What a call's arguments key starts from: the digest of the fn's name.
+    pub name_seed: u128,
     /// Hash of its code and of the code it calls.
     pub code_hash: u128,
 }
@@ -158,7 +162,7 @@ pub struct ComputingFrame {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallTrace {
     /// The function.
-    pub function: String,
+    pub function: Arc<str>,
     /// How it went.
     pub outcome: CallOutcome,
 }
@@ -467,13 +471,14 @@ pub(crate) fn note_resource(handle: &ResourceHandle) {
 /// the cell run again).
 pub(crate) fn note_cached_call(
     function: &str,
+    function_digest: u128,
     key: u128,
     args_key: u128,
     generation: u64,
     session: Option<u64>,
 ) {
     record(|recorder, ctx| {
-        if !in_cached_fn(ctx) && recorder.first_call(function, key) {
+        if !in_cached_fn(ctx) && recorder.first_call(function_digest, key) {
             recorder.reads.push(Read::CachedCall {
                 function: function.to_string(),
                 key,

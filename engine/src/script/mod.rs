@@ -12,6 +12,7 @@ pub(crate) mod convert;
 pub mod effects;
 mod native;
 
+pub(crate) use api_cache::entry_points;
 pub(crate) use convert::display;
 
 use rhai::{Dynamic, Engine, EvalAltResult};
