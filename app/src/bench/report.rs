@@ -873,6 +873,16 @@ fn markdown(page: &Page<'_>) -> String {
         utc_date(),
         duration_text(page.elapsed)
     );
+    let busiest = page.load.iter().flatten().fold(0f64, |a, &b| a.max(b));
+    if busiest > 0.5 * page.machine.cores as f64 {
+        let _ = writeln!(
+            md,
+            "> Other work shared the machine during this run (load average up to {busiest:.1} \
+             on {} cores), so the figures are noisier and likely slower than on an idle \
+             machine; each ratio still compares two numbers measured minutes apart.\n",
+            page.machine.cores
+        );
+    }
     match page.python {
         PythonSide::Ready { .. } => {}
         PythonSide::NotAsked => {
