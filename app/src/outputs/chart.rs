@@ -43,8 +43,8 @@ const PALETTE: [Color32; 5] = [
 /// One y column against x: the rows where both are finite numbers.
 struct Series {
     name: String,
-    xs: Vec<f64>,
-    ys: Vec<f64>,
+    xs: Values,
+    ys: Values,
     /// Whether `xs` never decreases (so a view's rows are found by binary search).
     sorted: bool,
     /// The lowest and highest rows of aligned blocks of `ys`, for sorted series.
@@ -356,6 +356,80 @@ fn f64_values(frame: &Frame, name: &str) -> Option<Float64Chunked> {
     cast.f64().ok().cloned()
 }
 
+/// A series' numbers: the column's own buffer when it can be drawn as it is (one chunk, no
+/// nulls, every value finite), else a copy of the rows that can.
+enum Values {
+    Owned(Vec<f64>),
+    Column(Float64Chunked),
+}
+
+impl std::ops::Deref for Values {
+    type Target = [f64];
+
+    fn deref(&self) -> &[f64] {
+        match self {
+            Values::Owned(values) => values,
+            Values::Column(column) => column.cont_slice().expect("checked when made"),
+        }
+    }
+}
+
+impl Values {
+    /// The column itself, when every value can be drawn: no copy of a 10M-row column (the
+    /// copies and their page faults were most of a big chart's first frame).
+    fn whole(column: &Float64Chunked) -> Option<Self> {
+        let values = column.cont_slice().ok()?;
+        values
+            .iter()
+            .all(|v| v.is_finite())
+            .then(|| Values::Column(column.clone()))
+    }
+}
+
+/// The rows where `x` (the row number without an x column) and `y` are both finite numbers.
+fn finite_pairs(x: Option<&Float64Chunked>, y: &Float64Chunked) -> (Values, Values) {
+    if x.is_none_or(|x| x.len() == y.len())
+        && let Some(ys) = Values::whole(y)
+    {
+        match x {
+            None => {
+                let xs = (0..ys.len()).map(|row| row as f64).collect();
+                return (Values::Owned(xs), ys);
+            }
+            Some(x) => {
+                if let Some(xs) = Values::whole(x) {
+                    return (xs, ys);
+                }
+            }
+        }
+    }
+    let mut xs = Vec::with_capacity(y.len());
+    let mut ys = Vec::with_capacity(y.len());
+    let mut push = |x: f64, y: Option<f64>| {
+        if let Some(y) = y.filter(|y| y.is_finite())
+            && x.is_finite()
+        {
+            xs.push(x);
+            ys.push(y);
+        }
+    };
+    match x {
+        Some(xcol) => {
+            for (x, y) in xcol.iter().zip(y.iter()) {
+                if let Some(x) = x {
+                    push(x, y);
+                }
+            }
+        }
+        None => {
+            for (row, y) in y.iter().enumerate() {
+                push(row as f64, y);
+            }
+        }
+    }
+    (Values::Owned(xs), Values::Owned(ys))
+}
+
 fn prepare(frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> Prepared {
     let height = frame.height();
     let numeric_x = f64_values(frame, x).filter(|xs| height == 0 || xs.null_count() < xs.len());
@@ -379,39 +453,16 @@ fn prepare(frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> Prepared 
         let Some(values) = f64_values(frame, name) else {
             continue;
         };
-        let mut xs = Vec::with_capacity(height);
-        let mut ys = Vec::with_capacity(height);
-        let mut push = |x: f64, y: Option<f64>| {
-            if let Some(y) = y.filter(|y| y.is_finite())
-                && x.is_finite()
-            {
-                xs.push(x);
-                ys.push(y);
-            }
-        };
-        match &numeric_x {
-            Some(xcol) => {
-                for (x, y) in xcol.iter().zip(values.iter()) {
-                    if let Some(x) = x {
-                        push(x, y);
-                    }
-                }
-            }
-            None => {
-                for (row, y) in values.iter().enumerate() {
-                    push(row as f64, y);
-                }
-            }
-        }
+        let (mut xs, mut ys) = finite_pairs(numeric_x.as_ref(), &values);
         let mut sorted = xs.windows(2).all(|w| w[0] <= w[1]);
         if !sorted && kind != ElementKind::ScatterChart && xs.len() > SORT_ABOVE {
             let mut order: Vec<u32> = (0..xs.len() as u32).collect();
             order.sort_by(|&a, &b| xs[a as usize].total_cmp(&xs[b as usize]));
-            xs = order.iter().map(|&i| xs[i as usize]).collect();
-            ys = order.iter().map(|&i| ys[i as usize]).collect();
+            xs = Values::Owned(order.iter().map(|&i| xs[i as usize]).collect());
+            ys = Values::Owned(order.iter().map(|&i| ys[i as usize]).collect());
             sorted = true;
         }
-        for (x, y) in xs.iter().zip(&ys) {
+        for (x, y) in xs.iter().zip(ys.iter()) {
             extents[0] = extents[0].min(*x);
             extents[1] = extents[1].max(*x);
             extents[2] = extents[2].min(*y);
@@ -646,7 +697,11 @@ fn geometry(
         ElementKind::BarChart => bars_exact(
             prepared,
             index,
-            series.xs.iter().zip(&series.ys).map(|(x, y)| [*x, *y]),
+            series
+                .xs
+                .iter()
+                .zip(series.ys.iter())
+                .map(|(x, y)| [*x, *y]),
         ),
         ElementKind::ScatterChart => Geometry::Points {
             drawn: points_of(series),
@@ -681,7 +736,7 @@ fn points_of(series: &Series) -> Vec<[f64; 2]> {
     series
         .xs
         .iter()
-        .zip(&series.ys)
+        .zip(series.ys.iter())
         .map(|(x, y)| [*x, *y])
         .collect()
 }
@@ -972,4 +1027,54 @@ fn size_of(cache: &ChartCache) -> egui::Vec2 {
     cache.view.map_or(egui::Vec2::ZERO, |v| {
         egui::vec2(f32::from_bits(v.size[0]), f32::from_bits(v.size[1]))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::*;
+
+    use super::{Values, finite_pairs};
+
+    fn column(values: &[Option<f64>]) -> Float64Chunked {
+        Float64Chunked::new("v".into(), values)
+    }
+
+    #[test]
+    fn drawable_columns_are_used_as_they_are_and_others_keep_their_finite_rows() {
+        let x = Float64Chunked::from_vec("x".into(), vec![1.0, 2.0, 3.0]);
+        let y = Float64Chunked::from_vec("y".into(), vec![4.0, 5.0, 6.0]);
+        let (xs, ys) = finite_pairs(Some(&x), &y);
+        assert!(matches!((&xs, &ys), (Values::Column(_), Values::Column(_))));
+        // The column's own buffer, not a copy.
+        assert_eq!(ys.as_ptr(), y.cont_slice().unwrap().as_ptr());
+        assert_eq!(
+            (&xs[..], &ys[..]),
+            (&[1.0, 2.0, 3.0][..], &[4.0, 5.0, 6.0][..])
+        );
+
+        // Without an x column, x is the row number.
+        let (xs, ys) = finite_pairs(None, &y);
+        assert_eq!(
+            (&xs[..], &ys[..]),
+            (&[0.0, 1.0, 2.0][..], &[4.0, 5.0, 6.0][..])
+        );
+
+        // Nulls, NaN and infinities in either column drop their rows.
+        let x = column(&[Some(1.0), None, Some(3.0), Some(f64::INFINITY), Some(5.0)]);
+        let y = column(&[Some(1.0), Some(2.0), Some(f64::NAN), Some(4.0), Some(5.0)]);
+        let (xs, ys) = finite_pairs(Some(&x), &y);
+        assert!(matches!(ys, Values::Owned(_)));
+        assert_eq!((&xs[..], &ys[..]), (&[1.0, 5.0][..], &[1.0, 5.0][..]));
+        let y = Float64Chunked::from_vec("y".into(), vec![1.0, f64::NAN, 3.0]);
+        let (xs, ys) = finite_pairs(None, &y);
+        assert_eq!((&xs[..], &ys[..]), (&[0.0, 2.0][..], &[1.0, 3.0][..]));
+
+        // Several chunks are copied.
+        let mut y = Float64Chunked::from_vec("y".into(), vec![1.0]);
+        y.append(&Float64Chunked::from_vec("y".into(), vec![2.0]))
+            .unwrap();
+        let (xs, ys) = finite_pairs(None, &y);
+        assert!(matches!(ys, Values::Owned(_)));
+        assert_eq!((&xs[..], &ys[..]), (&[0.0, 1.0][..], &[1.0, 2.0][..]));
+    }
 }
