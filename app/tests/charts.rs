@@ -44,8 +44,27 @@ fn chart_harness(kind: ElementKind, frame: Frame) -> Harness<'static> {
         .build_ui(move |ui| {
             show_element(ui, (0, 0), &element, &mut Vec::new());
         });
-    harness.run_steps(4);
+    settle(&mut harness);
     harness
+}
+
+/// Runs frames until the chart is drawn with no work left on a background thread (a chart
+/// this big reads its data, and a scatter bins its points, on a thread of their own).
+fn settle(harness: &mut Harness<'_>) {
+    let start = std::time::Instant::now();
+    loop {
+        harness.step();
+        if chart::drawn(&harness.ctx, (0, 0)).is_some_and(|d| !d.pending) {
+            break;
+        }
+        // A bound on waiting, not a timing: the work takes milliseconds.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "the chart was never drawn"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    harness.run_steps(2);
 }
 
 fn vertices(harness: &Harness<'_>) -> usize {
@@ -217,7 +236,7 @@ fn zooming_in_recomputes_down_to_every_row() {
         harness.event(egui::Event::Zoom(3.0));
         harness.step();
     }
-    harness.run_steps(2);
+    settle(&mut harness);
     let zoomed = chart::drawn(&harness.ctx, (0, 0)).unwrap();
     let bounds = zoomed.transform.bounds();
     let span = bounds.max()[0] - bounds.min()[0];
@@ -324,4 +343,37 @@ fn a_removed_chart_leaves_no_copy_of_its_data() {
     harness.run_steps(2);
     assert!(chart::drawn(&harness.ctx, (0, 0)).is_none());
     assert!(chart::drawn(&harness.ctx, (0, 1)).is_some());
+}
+
+#[test]
+fn a_big_scatter_zoomed_in_is_binned_again_and_still_hovers_real_rows() {
+    let parabola = |i: usize| (i as f64 / N as f64 - 0.5).powi(2);
+    let mut harness = chart_harness(ElementKind::ScatterChart, frame(N, parabola));
+    let first = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    let centre = first
+        .transform
+        .position_from_point(&PlotPoint::new(N as f64 / 4.0, parabola(N / 4)));
+    harness.hover_at(centre);
+    harness.step();
+    for _ in 0..4 {
+        harness.event(egui::Event::Zoom(2.0));
+        harness.step();
+    }
+    settle(&mut harness);
+    let zoomed = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    assert!(zoomed.recomputed > first.recomputed);
+    let span = |d: &chart::Drawn| d.transform.bounds().max()[0] - d.transform.bounds().min()[0];
+    assert!(
+        span(&zoomed) < span(&first) / 4.0,
+        "{} vs {}",
+        span(&zoomed),
+        span(&first)
+    );
+    harness.hover_at(centre);
+    harness.run_steps(2);
+    let hovered = chart::drawn(&harness.ctx, (0, 0))
+        .unwrap()
+        .hovered
+        .expect("a point is hovered");
+    assert_eq!(hovered.y, parabola(hovered.x as usize));
 }

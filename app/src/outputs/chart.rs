@@ -3,8 +3,11 @@
 //! column, the first, lowest, highest and last point (so a spike survives), scatters are binned
 //! into a density image of 2-point cells. The drawn geometry is kept per chart and recomputed
 //! only when the view changes (bounds or size), so a frame where nothing changed does no work
-//! proportional to the data. Every drawn vertex is a real data point, so the value shown on
-//! hover is exact.
+//! proportional to the data. A big chart reads its data and makes each view's geometry on a
+//! thread of its own, so no frame waits for work that grows with the data: a placeholder
+//! stands in until the data is read, and the last geometry stays on screen until the new
+//! view's is ready. Every drawn vertex is a real data point, so the value shown on hover is
+//! exact.
 
 use std::sync::{Arc, Weak};
 
@@ -31,6 +34,12 @@ const SORT_ABOVE: usize = 10_000;
 const CELL: f32 = 2.0;
 /// How far from a drawn point the pointer may be for the point to count as hovered, in points.
 const HOVER_RADIUS: f32 = 40.0;
+/// A chart of more rows than this reads its data, and one of more points than this makes
+/// each view's geometry, on a thread of its own: a frame never waits for work that grows
+/// with the data (reading is about 10 ms per million rows here).
+const BACKGROUND_ROWS: usize = 250_000;
+/// The height of a chart's plot, in points.
+const PLOT_HEIGHT: f32 = 240.0;
 
 const PALETTE: [Color32; 5] = [
     theme::ACCENT,
@@ -161,23 +170,30 @@ impl Extremes {
     }
 }
 
-/// A chart's data, read out of its frame once.
-struct Prepared {
-    /// Which column buffers it was read from, held weakly: the chart does not keep its
-    /// frame alive, and a buffer's address is not reused while its weak reference lives.
+/// Which data a chart shows: the kind, the columns, and which column buffers they were.
+struct DataKey {
+    /// The columns' buffers, held weakly: the chart does not keep its frame alive, and a
+    /// buffer's address is not reused while its weak reference lives.
     columns: Vec<Option<Weak<dyn SeriesTrait>>>,
     height: usize,
     kind: ElementKind,
     x: String,
     y: Vec<String>,
-    series: Vec<Series>,
-    /// The x labels when x is not numeric (x is then the row's position).
-    labels: Option<Arc<Vec<String>>>,
-    /// The extents of every series, `[x_min, x_max, y_min, y_max]`.
-    extents: [f64; 4],
 }
 
-impl Prepared {
+impl DataKey {
+    fn of(frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> Self {
+        Self {
+            columns: column_identities(frame, x, y)
+                .map(|c| c.as_ref().map(Arc::downgrade))
+                .collect(),
+            height: frame.height(),
+            kind,
+            x: x.to_owned(),
+            y: y.to_vec(),
+        }
+    }
+
     /// Whether a column it was read from is gone (so no chart can show it any more).
     fn is_stale(&self) -> bool {
         self.columns
@@ -202,6 +218,16 @@ impl Prepared {
                     },
                 )
     }
+}
+
+/// A chart's data, read out of its frame once.
+struct Prepared {
+    key: DataKey,
+    series: Vec<Series>,
+    /// The x labels when x is not numeric (x is then the row's position).
+    labels: Option<Arc<Vec<String>>>,
+    /// The extents of every series, `[x_min, x_max, y_min, y_max]`.
+    extents: [f64; 4],
 }
 
 /// The view a geometry was computed for: the bounds drawn and the plot's size in points.
@@ -276,15 +302,132 @@ pub struct Drawn {
     pub transform: PlotTransform,
     /// The point under the pointer.
     pub hovered: Option<Hovered>,
+    /// Whether work for it is still running on a thread of its own (reading its data, or
+    /// making the geometry of the current view).
+    pub pending: bool,
 }
 
 #[derive(Default)]
 struct ChartCache {
     prepared: Option<Arc<Prepared>>,
+    /// A big chart's data being read on a thread of its own, and which data it is.
+    reading: Option<(DataKey, Slot<Prepared>)>,
+    /// The view `geometry` was made for.
     view: Option<ViewKey>,
     geometry: Vec<Geometry>,
+    /// A big chart's geometry being made on a thread of its own, and for which view.
+    building: Option<(ViewKey, Slot<Vec<Geometry>>)>,
+    /// Why the last geometry could not be made.
+    failed: Option<String>,
     recomputed: u64,
     drawn: Option<Drawn>,
+}
+
+/// Where a job on a thread of its own leaves its result (or, if it panicked, what it said).
+type Slot<T> = Arc<Mutex<Option<Result<T, String>>>>;
+
+/// Runs `work` on a thread of its own; the window draws again when it is done.
+fn in_background<T: Send + 'static>(
+    ctx: &egui::Context,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Slot<T> {
+    let slot: Slot<T> = Arc::new(Mutex::new(None));
+    let filled = slot.clone();
+    let ctx = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cellar chart".into())
+        .spawn(move || {
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+                    let text = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned());
+                    format!("the chart failed: {}", text.unwrap_or_default())
+                });
+            *filled.lock() = Some(result);
+            ctx.request_repaint();
+        });
+    if let Err(err) = spawned {
+        *slot.lock() = Some(Err(format!("the chart could not start a thread: {err}")));
+    }
+    slot
+}
+
+/// A chart's data: read now (a small chart), being read, or failed.
+enum Reading {
+    Ready(Arc<Prepared>),
+    Waiting,
+    Failed(String),
+}
+
+/// The data of `frame` for this chart: what was read before, read now when small, or read
+/// on a thread of its own when big (one reading at a time; the latest data wins).
+fn read(
+    cache: &mut ChartCache,
+    ctx: &egui::Context,
+    frame: &Frame,
+    kind: ElementKind,
+    x: &str,
+    y: &[String],
+) -> Reading {
+    if let Some(p) = cache
+        .prepared
+        .as_ref()
+        .filter(|p| p.key.is_for(frame, kind, x, y))
+    {
+        return Reading::Ready(p.clone());
+    }
+    if frame.height() <= BACKGROUND_ROWS {
+        return Reading::Ready(Arc::new(prepare(frame, kind, x, y)));
+    }
+    if let Some((key, slot)) = &cache.reading
+        && key.is_for(frame, kind, x, y)
+    {
+        let mut slot = slot.lock();
+        return match slot.take() {
+            None => Reading::Waiting,
+            Some(Ok(prepared)) => {
+                drop(slot);
+                cache.reading = None;
+                Reading::Ready(Arc::new(prepared))
+            }
+            // Kept, so the next frame shows the same failure instead of trying again.
+            Some(Err(why)) => {
+                *slot = Some(Err(why.clone()));
+                Reading::Failed(why)
+            }
+        };
+    }
+    let (data, x_name, y_names) = (frame.clone(), x.to_owned(), y.to_vec());
+    let slot = in_background(ctx, move || prepare(&data, kind, &x_name, &y_names));
+    cache.reading = Some((DataKey::of(frame, kind, x, y), slot));
+    Reading::Waiting
+}
+
+/// Takes in the geometry a background job finished, whatever view it was made for: drawn
+/// until the current view's is ready (lines sit at their data, an image at its bounds).
+fn take_built_geometry(cache: &mut ChartCache) {
+    let Some((view, slot)) = &cache.building else {
+        return;
+    };
+    let Some(result) = slot.lock().take() else {
+        return;
+    };
+    let view = *view;
+    cache.building = None;
+    cache.view = Some(view);
+    cache.recomputed += 1;
+    match result {
+        Ok(geometry) => {
+            cache.geometry = geometry;
+            cache.failed = None;
+        }
+        Err(why) => {
+            cache.geometry.clear();
+            cache.failed = Some(why);
+        }
+    }
 }
 
 type Shared = Arc<Mutex<ChartCache>>;
@@ -322,7 +465,11 @@ fn sweep(ctx: &egui::Context, new: Option<&Shared>) {
             return false;
         };
         if let Some(mut cache) = chart.try_lock()
-            && cache.prepared.as_ref().is_some_and(|p| p.is_stale())
+            && (cache.prepared.as_ref().is_some_and(|p| p.key.is_stale())
+                || cache
+                    .reading
+                    .as_ref()
+                    .is_some_and(|(key, _)| key.is_stale()))
         {
             *cache = ChartCache::default();
         }
@@ -485,13 +632,7 @@ fn prepare(frame: &Frame, kind: ElementKind, x: &str, y: &[String]) -> Prepared 
         extents = [0.0, 1.0, 0.0, 1.0];
     }
     Prepared {
-        columns: column_identities(frame, x, y)
-            .map(|c| c.as_ref().map(Arc::downgrade))
-            .collect(),
-        height,
-        kind,
-        x: x.to_owned(),
-        y: y.to_vec(),
+        key: DataKey::of(frame, kind, x, y),
         series,
         labels,
         extents,
@@ -612,7 +753,7 @@ fn geometry(
 ) -> Geometry {
     let [x0, x1, _, _] = bounds;
     let columns = size.x.round().max(1.0) as usize;
-    match prepared.kind {
+    match prepared.key.kind {
         ElementKind::ScatterChart if series.xs.len() > SCATTER_EXACT => {
             let cols = (size.x / CELL).ceil().max(1.0) as usize;
             let rows = (size.y / CELL).ceil().max(1.0) as usize;
@@ -867,19 +1008,38 @@ pub fn show_chart(
     });
     sweep(ui.ctx(), new.then_some(&shared));
     let mut cache = shared.lock();
-    let prepared = match &cache.prepared {
-        Some(p) if p.is_for(frame, kind, x, y) => p.clone(),
-        _ => {
-            let p = Arc::new(prepare(frame, kind, x, y));
-            cache.prepared = Some(p.clone());
-            cache.view = None;
-            cache.recomputed = 0;
+    let prepared = match read(&mut cache, ui.ctx(), frame, kind, x, y) {
+        Reading::Ready(p) => {
+            if !cache
+                .prepared
+                .as_ref()
+                .is_some_and(|old| Arc::ptr_eq(old, &p))
+            {
+                cache.prepared = Some(p.clone());
+                cache.view = None;
+                cache.geometry.clear();
+                cache.building = None;
+                cache.failed = None;
+                cache.recomputed = 0;
+            }
             p
         }
+        Reading::Waiting => {
+            let rows = frame.height();
+            placeholder(ui, &format!("Reading {rows} rows for the chart…"), true);
+            cache.drawn = None;
+            return;
+        }
+        Reading::Failed(why) => {
+            placeholder(ui, &why, false);
+            cache.drawn = None;
+            return;
+        }
     };
+    take_built_geometry(&mut cache);
 
     let mut plot = Plot::new(("plot", salt))
-        .height(240.0)
+        .height(PLOT_HEIGHT)
         .x_axis_label(x)
         .allow_scroll(false)
         .legend(Legend::default());
@@ -913,14 +1073,32 @@ pub fn show_chart(
                 .iter()
                 .any(|g| matches!(g, Geometry::Density { .. }));
         if cache.view != Some(key) && !dragging {
-            cache.geometry = prepared
-                .series
-                .iter()
-                .enumerate()
-                .map(|(i, s)| geometry(&ctx, &prepared, s, i, bounds, size))
-                .collect();
-            cache.view = Some(key);
-            cache.recomputed += 1;
+            let points: usize = prepared.series.iter().map(|s| s.xs.len()).sum();
+            if points > BACKGROUND_ROWS {
+                // Made on a thread of its own, one view at a time: the geometry on screen
+                // (in data coordinates, so it moves with the plot) stays until the new one
+                // is ready.
+                if cache.building.is_none() {
+                    let (ctx, data) = (ctx.clone(), prepared.clone());
+                    let slot = in_background(&ctx.clone(), move || {
+                        data.series
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| geometry(&ctx, &data, s, i, bounds, size))
+                            .collect()
+                    });
+                    cache.building = Some((key, slot));
+                }
+            } else {
+                cache.geometry = prepared
+                    .series
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| geometry(&ctx, &prepared, s, i, bounds, size))
+                    .collect();
+                cache.view = Some(key);
+                cache.recomputed += 1;
+            }
         }
         for (i, (series, geometry)) in prepared.series.iter().zip(&cache.geometry).enumerate() {
             let color = PALETTE[i % PALETTE.len()];
@@ -989,6 +1167,7 @@ pub fn show_chart(
             Geometry::Density { .. } => Vec::new(),
         })
         .collect();
+    let pending = cache.building.is_some();
     let line = match &hovered {
         Some(h) => {
             let x = match &h.label {
@@ -1012,6 +1191,11 @@ pub fn show_chart(
         }
         None => format!("{points} points"),
     };
+    let line = match (&cache.failed, pending) {
+        (Some(why), _) => why.clone(),
+        (None, true) => format!("{line} (updating…)"),
+        (None, false) => line,
+    };
     ui.label(egui::RichText::new(line).small().weak());
     cache.drawn = Some(Drawn {
         points,
@@ -1020,7 +1204,28 @@ pub fn show_chart(
         recomputed: cache.recomputed,
         transform: response.transform,
         hovered,
+        pending,
     });
+}
+
+/// What stands in the chart's place while its data is read (`busy`), or why it cannot be
+/// drawn: the plot's own size, so nothing below moves when it appears.
+fn placeholder(ui: &mut Ui, text: &str, busy: bool) {
+    let size = egui::vec2(ui.available_width(), PLOT_HEIGHT);
+    let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+    ui.painter()
+        .rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+    let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect).layout(
+        egui::Layout::centered_and_justified(egui::Direction::TopDown),
+    ));
+    inner.horizontal_centered(|ui| {
+        if busy {
+            ui.spinner();
+        }
+        ui.label(egui::RichText::new(text).weak());
+    });
+    // Where the chart's caption goes.
+    ui.label(egui::RichText::new(" ").small());
 }
 
 fn size_of(cache: &ChartCache) -> egui::Vec2 {
