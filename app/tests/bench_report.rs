@@ -56,6 +56,7 @@ fn the_report_writes_a_table_per_size_and_a_plot_with_a_line_per_series() {
     assert!(md.contains("| 2k | 64 kB | "), "{md}");
     assert!(md.contains("--rows 1000 --rows 2000 --no-anchors"), "{md}");
     assert!(md.contains("- CPU: "), "{md}");
+    assert!(md.contains("- Other processes during the run: "), "{md}");
     assert!(md.contains("![Cost of one call against rows"), "{md}");
     // Progress went to stderr, step by step.
     assert!(

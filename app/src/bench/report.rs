@@ -56,8 +56,8 @@ pub struct ReportArgs {
 /// Runs the report: every step, then the markdown and the plot.
 pub fn run(args: &ReportArgs) -> Result<(), String> {
     let started = Instant::now();
-    // Other work on the machine moves every number; the page says how busy it was.
-    let load_before = load_average();
+    // Other work on the machine moves every number; the page says how much there was.
+    let cpu_before = CpuTicks::read();
     let rows = if args.rows.is_empty() {
         DEFAULT_ROWS.to_vec()
     } else {
@@ -113,7 +113,9 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
         results: &results,
         python: &python,
         machine: &machine,
-        load: [load_before, load_average()],
+        others: cpu_before
+            .zip(CpuTicks::read())
+            .map(|(before, after)| after.others_since(&before, started.elapsed())),
         plot_file: plot_path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
@@ -419,14 +421,53 @@ fn last_line(text: &str) -> &str {
         .unwrap_or("no message")
 }
 
-/// The 1-minute load average (Linux only).
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// CPU time on the whole machine and in this process with its waited-for children, in clock
+/// ticks (Linux only). Their difference over the run is the CPU time of other processes: a
+/// fairer gauge of a shared machine than the load average, which counts the report's own
+/// steps.
+struct CpuTicks {
+    machine: u64,
+    ours: u64,
+}
+
+/// Linux's `USER_HZ`, the unit of `/proc/stat` and `/proc/self/stat` (100 on every
+/// mainstream architecture).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl CpuTicks {
+    fn read() -> Option<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+        let machine = [0, 1, 2, 5, 6, 7]
+            .iter()
+            .filter_map(|&i| fields.get(i))
+            .sum();
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name in parentheses: state is the first field, then utime,
+        // stime, cutime, cstime are the 12th to 15th.
+        let after_name = &own[own.rfind(')')? + 1..];
+        let ours = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|f| f.parse::<u64>().ok())
+            .sum::<Option<u64>>()?;
+        Some(CpuTicks { machine, ours })
+    }
+
+    /// The cores other processes kept busy on average since `before`.
+    fn others_since(&self, before: &CpuTicks, elapsed: Duration) -> f64 {
+        let machine = self.machine.saturating_sub(before.machine);
+        let ours = self.ours.saturating_sub(before.ours);
+        machine.saturating_sub(ours) as f64 / TICKS_PER_SECOND / elapsed.as_secs_f64().max(1e-3)
+    }
 }
 
 /// `MemAvailable` from `/proc/meminfo`, in bytes (Linux only).
@@ -821,8 +862,8 @@ struct Page<'a> {
     results: &'a Results,
     python: &'a PythonSide,
     machine: &'a Machine,
-    /// The 1-minute load average when the run started and when it ended.
-    load: [Option<f64>; 2],
+    /// The cores other processes kept busy on average during the run.
+    others: Option<f64>,
     plot_file: String,
     command: String,
     elapsed: Duration,
@@ -873,13 +914,13 @@ fn markdown(page: &Page<'_>) -> String {
         utc_date(),
         duration_text(page.elapsed)
     );
-    let busiest = page.load.iter().flatten().fold(0f64, |a, &b| a.max(b));
-    if busiest > 0.5 * page.machine.cores as f64 {
+    if let Some(others) = page.others.filter(|&o| o > 0.1 * page.machine.cores as f64) {
         let _ = writeln!(
             md,
-            "> Other work shared the machine during this run (load average up to {busiest:.1} \
-             on {} cores), so the figures are noisier and likely slower than on an idle \
-             machine; each ratio still compares two numbers measured minutes apart.\n",
+            "> Other processes shared the machine during this run (they kept {others:.1} of \
+             its {} cores busy on average), so the figures are noisier and likely slower \
+             than on an idle machine; each ratio compares two numbers measured minutes \
+             apart.\n",
             page.machine.cores
         );
     }
@@ -1176,10 +1217,11 @@ fn markdown(page: &Page<'_>) -> String {
     if let PythonSide::Ready { versions, .. } = page.python {
         let _ = writeln!(md, "- {}", versions.join(", "));
     }
-    if let [Some(before), Some(after)] = page.load {
+    if let Some(others) = page.others {
         let _ = writeln!(
             md,
-            "- Load average (1 min): {before:.2} when the run started, {after:.2} when it ended"
+            "- Other processes during the run: {others:.2} cores busy on average (CPU time \
+             not spent by the report and its steps)"
         );
     }
     md.push('\n');
@@ -1546,6 +1588,25 @@ mod tests {
         let us = |field: &str| seconds_figure(Number::parse(field).unwrap().scaled(1e-6));
         assert_eq!(us("27.3"), "27.3 µs");
         assert_eq!(us("2.413"), "2.41 µs");
+    }
+
+    #[test]
+    fn other_processes_cpu_is_the_machines_less_ours() {
+        let before = CpuTicks {
+            machine: 1_000,
+            ours: 100,
+        };
+        let after = CpuTicks {
+            machine: 1_000 + 3_000,
+            ours: 100 + 2_000,
+        };
+        // 30 s of machine CPU in 20 s of wall time, 20 s of it ours: half a core for others.
+        let others = after.others_since(&before, Duration::from_secs(20));
+        assert!((others - 0.5).abs() < 1e-9, "{others}");
+        assert!(
+            CpuTicks::read().is_some(),
+            "Linux has /proc/stat and /proc/self/stat"
+        );
     }
 
     #[test]
