@@ -341,8 +341,8 @@ fn an_unwritable_cache_dir_warns_and_keeps_the_entry_in_memory() {
 
 /// Cached fns run as native entry points: every way Rhai can reach a fn still goes through
 /// the cache (a pointer, `call`, a curried pointer, method-call style, another fn, a fn that
-/// calls itself), and a fn with more parameters than an entry point takes keeps working
-/// through its script wrapper.
+/// calls itself), and a fn with more parameters than an entry point takes, or named like one
+/// of Rhai's own, keeps working through its script wrapper.
 #[test]
 fn a_cached_fn_is_cached_however_it_is_called() {
     let nb = r#"
@@ -351,6 +351,10 @@ fn add(a, b) { a + b }
 fn twice(x) { add(x, x) }
 @cache_data
 fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }
+@cache_data
+fn max(a, b) { a * 100 + b }
+@cache_data
+fn len(s) { 42 }
 @cache_data
 fn wide(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17) {
     a1 + a17
@@ -363,11 +367,16 @@ write(9.add(10));
 write(twice(11));
 write(fib(30));
 write(wide(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17));
+write(max(1, 2));
+write(len("abc"));
 "#;
     let mut h = Harness::functions_only(None);
     let first = h.run("A", nb);
     assert!(errors(&first).is_empty(), "{:?}", errors(&first));
-    let values = ["3", "7", "11", "15", "19", "22", "832040", "18"];
+    // A cached fn named like one of Rhai's overrides it, as any script fn does.
+    let values = [
+        "3", "7", "11", "15", "19", "22", "832040", "18", "102", "42",
+    ];
     assert_eq!(texts(&first), values);
     assert_eq!(misses(&first, "add"), 6);
     // fib(30) computes each n once: every other call of it is a hit.
@@ -379,7 +388,7 @@ write(wide(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17));
         calls(&second),
         ["add: hit"; 6]
             .into_iter()
-            .chain(["fib: hit", "wide: hit"])
+            .chain(["fib: hit", "wide: hit", "max: hit", "len: hit"])
             .collect::<Vec<_>>()
     );
 }

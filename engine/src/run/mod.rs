@@ -850,7 +850,21 @@ impl Runtime {
                 Some((spec.annotated.name.clone(), (release_fn, call)))
             })
             .collect();
-        let (entry_points, covered) = script::entry_points(functions.values());
+        let natives: HashSet<(String, usize)> = if functions.is_empty() {
+            HashSet::new()
+        } else {
+            self.engine
+                .collect_fn_metadata(
+                    None,
+                    |f| Some((f.metadata.name.to_string(), f.metadata.num_params)),
+                    true,
+                )
+                .into_iter()
+                .collect()
+        };
+        let (entry_points, covered) = script::entry_points(functions.values(), |name, arity| {
+            natives.contains(&(name.to_string(), arity))
+        });
         let mut wrappers_left = library.clone();
         wrappers_left.retain_functions(|_, _, name, params| {
             !covered

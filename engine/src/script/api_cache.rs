@@ -537,16 +537,21 @@ static UNIT: Dynamic = Dynamic::UNIT;
 /// The notebook's cached fns as native functions of its library, so that calling one goes
 /// straight to the cache: no script wrapper to enter and no argument array to build, which
 /// were most of what a small hit cost. Returns the module and the `(name, arity)` of each fn
-/// it holds; the wrappers of those fns are to be left out of the library that runs cells
-/// (a fn with more than [`MAX_ENTRY_POINT_PARAMS`] parameters keeps its wrapper).
+/// it holds; the wrappers of those fns are to be left out of the library that runs cells.
+///
+/// A fn keeps its wrapper when it has more than [`MAX_ENTRY_POINT_PARAMS`] parameters, or
+/// when `native` says the engine has a function of the same name and arity (`max(a, b)`):
+/// a script fn overrides it, as a notebook expects, but a native one taking any type would
+/// lose to it.
 pub(crate) fn entry_points<'a>(
     specs: impl IntoIterator<Item = &'a CachedFnSpec>,
+    native: impl Fn(&str, usize) -> bool,
 ) -> (rhai::Module, Vec<(String, usize)>) {
     let mut module = rhai::Module::new();
     let mut covered = Vec::new();
     for spec in specs {
         let arity = spec.annotated.params.len();
-        if arity > MAX_ENTRY_POINT_PARAMS {
+        if arity > MAX_ENTRY_POINT_PARAMS || native(&spec.annotated.name, arity) {
             continue;
         }
         let name = spec.annotated.name.clone();
