@@ -243,7 +243,8 @@ pub fn run(args: RunArgs) -> ExitCode {
                 let text = format!("cell: {}", cell.status);
                 printer.explain(&name, run, cell.index, &cell.title, &text, status);
                 for call in &cell.cache_calls {
-                    let call_fields = serde_json::json!({"function": call.function});
+                    let call_fields =
+                        serde_json::json!({"function": call.function, "times": call.times});
                     printer.explain(
                         &name,
                         run,

@@ -168,7 +168,8 @@ pub fn misses(report: &RunReport, function: &str) -> usize {
         .iter()
         .flat_map(|c| &c.cache_calls)
         .filter(|t| &*t.function == function && matches!(t.outcome, CallOutcome::Miss(_)))
-        .count()
+        .map(|t| t.times as usize)
+        .sum()
 }
 
 /// The error messages of a run.

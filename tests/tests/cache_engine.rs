@@ -386,9 +386,12 @@ write(len("abc"));
     assert_eq!(texts(&second), values);
     assert_eq!(
         calls(&second),
-        ["add: hit"; 6]
-            .into_iter()
-            .chain(["fib: hit", "wide: hit", "max: hit", "len: hit"])
-            .collect::<Vec<_>>()
+        [
+            "6 × add: hit",
+            "fib: hit",
+            "wide: hit",
+            "max: hit",
+            "len: hit"
+        ]
     );
 }

@@ -360,11 +360,15 @@ fn storage_kind(spec: &CachedFnSpec) -> CacheKind {
 /// Records how a call went (for `--explain` and the chips) and tells the running cell's
 /// trace which entry it relied on.
 fn trace(spec: &CachedFnSpec, function: &Arc<str>, served: &Served) {
-    with(|ctx| {
-        ctx.calls.push(CallTrace {
+    with(|ctx| match ctx.calls.last_mut() {
+        Some(last) if last.function == *function && last.outcome == served.outcome => {
+            last.times += 1;
+        }
+        _ => ctx.calls.push(CallTrace {
             function: function.clone(),
             outcome: served.outcome.clone(),
-        })
+            times: 1,
+        }),
     });
     let call = &served.call;
     context::note_cached_call(

@@ -158,17 +158,23 @@ pub struct ComputingFrame {
     pub files: Vec<FileRead>,
 }
 
-/// What one cached call did.
+/// What a cached call did, and how many calls in a row of the same fn went the same way (a
+/// loop of 20,000 hits is one line, not 20,000).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallTrace {
     /// The function.
     pub function: Arc<str>,
     /// How it went.
     pub outcome: CallOutcome,
+    /// How many calls in a row this stands for (at least 1).
+    pub times: u64,
 }
 
 impl std::fmt::Display for CallTrace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.times > 1 {
+            write!(f, "{} × ", self.times)?;
+        }
         match &self.outcome {
             CallOutcome::Hit => write!(f, "{}: hit", self.function),
             CallOutcome::DiskHit => write!(f, "{}: hit (from disk)", self.function),
