@@ -54,6 +54,13 @@ fn the_report_writes_a_table_per_size_and_a_plot_with_a_line_per_series() {
     assert!(md.contains("(`--no-anchors`)"), "{md}");
     // The memory and chart tables have their sizes, and the machine and the command are named.
     assert!(md.contains("| 2k | 64 kB | "), "{md}");
+    // A 2k-point chart is drawn in its first frame: four times, and no frame waited.
+    assert!(
+        md.lines().any(|l| l.starts_with("| 2k | ")
+            && l.ends_with(" | none |")
+            && l.matches(" ms |").count() + l.matches(" µs |").count() == 4),
+        "a chart row: {md}"
+    );
     assert!(md.contains("--rows 1000 --rows 2000 --no-anchors"), "{md}");
     assert!(md.contains("- CPU: "), "{md}");
     assert!(md.contains("- Other processes during the run: "), "{md}");
@@ -126,15 +133,22 @@ fn the_chart_bench_prints_its_header_and_a_row_per_size() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "points,first_frame_ms,idle_frame_ms,pan_frame_ms");
+    assert_eq!(
+        lines[0],
+        "points,first_frame_ms,idle_frame_ms,pan_frame_ms,drawn_after_ms,longest_wait_frame_ms"
+    );
     assert_eq!(lines.len(), 3, "{stdout}");
     for (line, points) in lines[1..].iter().zip(["1000", "3000"]) {
         let fields: Vec<&str> = line.split(',').collect();
         assert_eq!(fields[0], points, "{line}");
-        for ms in &fields[1..] {
+        assert_eq!(fields.len(), 6, "{line}");
+        // Frames take time; a small chart may be drawn at once (no frame spent waiting).
+        for ms in &fields[1..5] {
             let ms: f64 = ms.parse().expect("a number");
             assert!(ms > 0.0 && ms < 10_000.0, "{line}");
         }
+        let waited: f64 = fields[5].parse().expect("a number");
+        assert!((0.0..10_000.0).contains(&waited), "{line}");
     }
 }
 
