@@ -14,38 +14,11 @@
 
 use std::time::{Duration, Instant};
 
+use cellar::bench::chart::{chart, chart_data as frame};
 use cellar::outputs::show_element;
-use cellar_engine::{Element, ElementKind, Frame, Payload};
+use cellar_engine::ElementKind;
 use criterion::{Criterion, criterion_group, criterion_main};
 use egui_kittest::Harness;
-use polars::prelude::{Column, DataFrame};
-
-fn frame(n: usize) -> Frame {
-    let xs: Vec<f64> = (0..n).map(|i| i as f64).collect();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let ys: Vec<f64> = (0..n)
-        .map(|i| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (i as f64 * 1e-5).sin() + (state >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect();
-    let columns = vec![Column::new("x".into(), xs), Column::new("y".into(), ys)];
-    Frame::new(DataFrame::new(n, columns).expect("columns of equal length"))
-}
-
-fn chart(kind: ElementKind, frame: &Frame) -> Element {
-    Element {
-        kind,
-        text: String::new(),
-        payload: Payload::Chart {
-            frame: frame.clone(),
-            x: "x".into(),
-            y: vec!["y".into()],
-        },
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("chart_frame");

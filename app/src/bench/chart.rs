@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use cellar_engine::{Element, ElementKind, Frame, Payload};
-use polars::prelude::{Column, DataFrame};
+use polars::prelude::{DataFrame, Float64Chunked, IntoColumn, IntoSeries};
 
 /// The window the charts are drawn in, in points (the criterion bench's size).
 const WINDOW: egui::Vec2 = egui::vec2(1200.0, 800.0);
@@ -53,8 +53,8 @@ struct Timing {
 /// How long a chart may take to be drawn before the bench gives up on it.
 const DRAWN_WITHIN: Duration = Duration::from_secs(300);
 
-/// x = the row, y = a slow sine plus noise: the criterion bench's data.
-fn chart_data(n: usize) -> Frame {
+/// x = the row, y = a slow sine plus noise (the criterion bench draws the same).
+pub fn chart_data(n: usize) -> Frame {
     let xs: Vec<f64> = (0..n).map(|i| i as f64).collect();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let ys: Vec<f64> = (0..n)
@@ -65,11 +65,18 @@ fn chart_data(n: usize) -> Frame {
             (i as f64 * 1e-5).sin() + (state >> 11) as f64 / (1u64 << 53) as f64
         })
         .collect();
-    let columns = vec![Column::new("x".into(), xs), Column::new("y".into(), ys)];
+    // The vectors become the columns' buffers (`Column::new` would copy them).
+    let column = |name: &str, values| {
+        Float64Chunked::from_vec(name.into(), values)
+            .into_series()
+            .into_column()
+    };
+    let columns = vec![column("x", xs), column("y", ys)];
     Frame::new(DataFrame::new(n, columns).expect("columns of equal length"))
 }
 
-fn chart(kind: ElementKind, frame: &Frame) -> Element {
+/// A chart of `frame`'s `y` against its `x`.
+pub fn chart(kind: ElementKind, frame: &Frame) -> Element {
     Element {
         kind,
         text: String::new(),

@@ -152,7 +152,10 @@ pub fn random_frame(rows: usize) -> Frame {
         .iter()
         .map(|name| {
             let values: Vec<f64> = (0..rows).map(|_| next()).collect();
-            Column::new((*name).into(), values)
+            // The vector becomes the column's buffer (`Column::new` would copy it).
+            Float64Chunked::from_vec((*name).into(), values)
+                .into_series()
+                .into_column()
         })
         .collect();
     Frame::new(DataFrame::new(rows, columns).expect("columns of equal length"))
