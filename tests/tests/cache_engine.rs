@@ -395,3 +395,63 @@ write(len("abc"));
         ]
     );
 }
+
+/// A cached fn is only a cached fn while its definition stands: a cell that no longer
+/// compiles defines nothing (a call of its fn is an error, as uncached, not a value from the
+/// cache), and a plain fn of the same name in a later cell replaces it.
+#[test]
+fn a_cached_fn_whose_definition_is_gone_is_not_served() {
+    let good = "// %% Load\n@cache_data\nfn load(x) { x * 2 }\n// %% Use\nwrite(load(21));\n";
+    let broken =
+        "// %% Load\n@cache_data\nfn load(x) { x * 2 }\nlet y = ;\n// %% Use\nwrite(load(21));\n";
+    let mut h = Harness::functions_only(None);
+    assert_eq!(texts(&h.run("A", good)), ["42"]);
+    let report = h.run("A", broken);
+    assert!(
+        !texts(&report).contains(&"42".to_string()),
+        "{:?}",
+        texts(&report)
+    );
+    let errors = errors(&report);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Function not found: load")),
+        "{errors:?}"
+    );
+
+    let replaced = "// %% Load\n@cache_data\nfn load(x) { x * 2 }\n// %% Later\nfn load(x) { x * 3 }\nwrite(load(21));\n";
+    let report = h.run("A", replaced);
+    assert_eq!(texts(&report), ["63"]);
+    assert!(calls(&report).is_empty(), "{:?}", calls(&report));
+}
+
+/// What a script fn can do, a cached fn can: its bare name is a pointer to it, and an error
+/// in its body names the fn itself.
+#[test]
+fn a_cached_fn_by_its_bare_name_and_its_errors_as_caught() {
+    let nb = r#"
+@cache_data
+fn double(x) { x * 2 }
+@cache_data
+fn fail(x) { throw "no " + x; }
+write([1, 2, 3].map(double));
+let f = double;
+write(f.call(5));
+try { fail(7); } catch (e) { write(e); }
+try { let z = double(()); } catch (e) { write(e.function); }
+"#;
+    let mut h = Harness::functions_only(None);
+    let report = h.run("A", nb);
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    let values = ["[2, 4, 6]", "10", "no 7", "double"];
+    assert_eq!(texts(&report), values);
+    assert_eq!(misses(&report, "double"), 4);
+    let again = h.run("A", nb);
+    assert_eq!(texts(&again), values);
+    assert!(
+        calls(&again).iter().any(|c| c.contains("double: hit")),
+        "{:?}",
+        calls(&again)
+    );
+}

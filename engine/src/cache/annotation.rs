@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use rhai::{Position, Token};
+use rhai::{AST, ASTNode, Expr, Position, Stmt, Token};
 
 use super::tokens::lex;
 
@@ -577,7 +577,31 @@ impl<'a> Text<'a> {
 /// The wrapper that routes calls through the cache.
 fn wrapper_source(name: &str, params: &[String]) -> String {
     let list = params.join(", ");
-    format!("fn {name}({list}) {{ __cellar_cached(\"{name}\", [{list}]) }}")
+    format!("fn {name}({list}) {{ {WRAPPER_CALL}(\"{name}\", [{list}]) }}")
+}
+
+/// What a wrapper's body calls (the name of the cached fn comes first).
+const WRAPPER_CALL: &str = "__cellar_cached";
+
+/// Whether the fn `name` of `arity` parameters that `library` (every cell's fns, merged)
+/// ends up with is the wrapper of the cached fn `name`. It is not when the cell that
+/// defined the cached fn failed to compile (its fns are not in the library), or when a plain
+/// fn of the same name and arity in a later cell replaced it, as it replaces any script fn.
+pub(crate) fn wrapper_survives(library: &AST, name: &str, arity: usize) -> bool {
+    let mut only = library.clone_functions_only();
+    only.retain_functions(|_, _, fn_name, params| fn_name == name && params == arity);
+    let mut found = false;
+    only.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::FnCall(call, _)) | ASTNode::Stmt(Stmt::FnCall(call, _))) =
+            path.last()
+            && call.name == WRAPPER_CALL
+            && matches!(call.args.first(), Some(Expr::StringConstant(first, _)) if first == name)
+        {
+            found = true;
+        }
+        !found
+    });
+    found
 }
 
 /// A parsed `key = value`.

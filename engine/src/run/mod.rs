@@ -789,6 +789,12 @@ impl Runtime {
         for cell in cells.iter().flatten() {
             library = library.merge(&cell.ast.clone_functions_only());
         }
+        // A cached fn whose cell failed to compile, or that a plain fn of the same name and
+        // arity in a later cell replaced, is no cached fn: calls of its name must not reach
+        // the cache.
+        functions.retain(|name, spec: &mut CachedFnSpec| {
+            annotation::wrapper_survives(&library, name, spec.annotated.params.len())
+        });
         let effects = self.effect_table();
         let layout = notebook_layout_hash(notebook);
         let resources: HashMap<String, String> = functions

@@ -531,9 +531,10 @@ fn cached_call(ctx: NativeCallContext, name: &str, args: Array) -> ScriptResult<
     EntryPoint::new(spec).call(&ctx, &args)
 }
 
-/// The most parameters an entry point takes: Rhai matches a native fn's `Dynamic`
-/// parameters against a call's argument types only up to this many.
-const MAX_ENTRY_POINT_PARAMS: usize = 16;
+/// The most parameters an entry point takes: Rhai finds a native fn with `Dynamic`
+/// parameters by trying every mix of the arguments' types and `Dynamic` (2^n lookups, on
+/// every call made through a fresh evaluation, such as inside a cached fn's body).
+const MAX_ENTRY_POINT_PARAMS: usize = 6;
 
 /// What an entry point's unused argument slots hold.
 static UNIT: Dynamic = Dynamic::UNIT;
@@ -601,6 +602,17 @@ impl EntryPoint {
         Self { spec, name, policy }
     }
 
+    /// An error from the fn's body, as a call of the fn itself raises it (a `catch` sees
+    /// `f`, not the body Cellar renamed behind it).
+    fn as_called(&self, mut err: Box<EvalAltResult>) -> Box<EvalAltResult> {
+        if let EvalAltResult::ErrorInFunctionCall(called, ..) = err.as_mut()
+            && *called == self.spec.impl_name
+        {
+            called.clone_from(&self.spec.annotated.name);
+        }
+        err
+    }
+
     /// One call: served from the first tier that holds it, or computed.
     fn call(&self, ctx: &NativeCallContext, args: &[&Dynamic]) -> ScriptResult<Dynamic> {
         let spec = &self.spec;
@@ -632,8 +644,9 @@ impl EntryPoint {
             registry,
             args,
         };
-        let served =
-            front.get_or_compute(name, &self.policy, call, tiers, refreshing, &mut steps)?;
+        let served = front
+            .get_or_compute(name, &self.policy, call, tiers, refreshing, &mut steps)
+            .map_err(|err| self.as_called(err))?;
         let computed = matches!(served.outcome, CallOutcome::Miss(_));
         if served.start_refresh {
             start_refresh(registry, name, &served.call, args);

@@ -251,6 +251,11 @@ pub(crate) fn replay(elements: impl IntoIterator<Item = Element>) {
     });
 }
 
+/// Whether `name` is a cached fn of the running notebook.
+pub(crate) fn is_cached_fn(name: &str) -> bool {
+    with(|ctx| ctx.functions.contains_key(name)).unwrap_or(false)
+}
+
 /// The notebook's folder, for resolving relative paths.
 pub(crate) fn notebook_dir() -> Option<PathBuf> {
     with(|ctx| ctx.notebook_dir.clone()).flatten()
