@@ -377,3 +377,47 @@ fn a_big_scatter_zoomed_in_is_binned_again_and_still_hovers_real_rows() {
         .expect("a point is hovered");
     assert_eq!(hovered.y, parabola(hovered.x as usize));
 }
+
+/// Data bigger than a frame may wait for, changing faster than it is read (a slider moved
+/// on a big chart): the chart ends up drawing the latest, and keeps no older frame alive.
+#[test]
+fn big_data_changing_quickly_ends_with_the_latest_and_keeps_no_older_frame() {
+    use std::sync::{Arc, Mutex};
+    const ROWS: usize = 400_000;
+    let element = |frame: Frame| Element {
+        kind: ElementKind::LineChart,
+        text: String::new(),
+        payload: Payload::Chart {
+            frame,
+            x: "x".into(),
+            y: vec!["y".into()],
+        },
+    };
+    let y_of =
+        |frame: &Frame| Arc::downgrade(&frame.0.column("y").unwrap().as_materialized_series().0);
+    let first = frame(ROWS, |_| 1.0);
+    let mut older = vec![y_of(&first)];
+    let shown = Arc::new(Mutex::new(element(first)));
+    let in_ui = shown.clone();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 400.0))
+        .build_ui(move |ui| {
+            let element = in_ui.lock().unwrap().clone();
+            show_element(ui, (0, 0), &element, &mut Vec::new());
+        });
+    for value in 2..6 {
+        let next = frame(ROWS, move |_| value as f64);
+        older.push(y_of(&next));
+        *shown.lock().unwrap() = element(next);
+        harness.step();
+    }
+    settle(&mut harness);
+    let drawn = chart::drawn(&harness.ctx, (0, 0)).unwrap();
+    assert_eq!(drawn.points, ROWS);
+    assert!(drawn.drawn[0].iter().all(|p| p[1] == 5.0));
+    older.pop();
+    assert!(
+        older.iter().all(|y| y.upgrade().is_none()),
+        "the chart keeps an older frame alive"
+    );
+}

@@ -315,8 +315,8 @@ struct ChartCache {
     /// The view `geometry` was made for.
     view: Option<ViewKey>,
     geometry: Vec<Geometry>,
-    /// A big chart's geometry being made on a thread of its own, and for which view.
-    building: Option<(ViewKey, Slot<Vec<Geometry>>)>,
+    /// A big chart's geometry being made on a thread of its own: for which data and view.
+    building: Option<(Weak<Prepared>, ViewKey, Slot<Vec<Geometry>>)>,
     /// Why the last geometry could not be made.
     failed: Option<String>,
     recomputed: u64,
@@ -382,6 +382,14 @@ fn read(
         return Reading::Ready(Arc::new(prepare(frame, kind, x, y)));
     }
     if let Some((key, slot)) = &cache.reading
+        && !key.is_for(frame, kind, x, y)
+        && slot.lock().is_none()
+    {
+        // One reading at a time: the one for older data finishes first (its result is
+        // dropped), so data changing quickly does not pile up threads and frames.
+        return Reading::Waiting;
+    }
+    if let Some((key, slot)) = &cache.reading
         && key.is_for(frame, kind, x, y)
     {
         let mut slot = slot.lock();
@@ -399,23 +407,34 @@ fn read(
             }
         };
     }
+    // The key first: it materializes the columns it names, so the frame the thread reads
+    // has the same buffers and the data it reads is recognised as this frame's.
+    let key = DataKey::of(frame, kind, x, y);
     let (data, x_name, y_names) = (frame.clone(), x.to_owned(), y.to_vec());
     let slot = in_background(ctx, move || prepare(&data, kind, &x_name, &y_names));
-    cache.reading = Some((DataKey::of(frame, kind, x, y), slot));
+    cache.reading = Some((key, slot));
     Reading::Waiting
 }
 
 /// Takes in the geometry a background job finished, whatever view it was made for: drawn
 /// until the current view's is ready (lines sit at their data, an image at its bounds).
 fn take_built_geometry(cache: &mut ChartCache) {
-    let Some((view, slot)) = &cache.building else {
+    let Some((data, view, slot)) = &cache.building else {
         return;
     };
     let Some(result) = slot.lock().take() else {
         return;
     };
-    let view = *view;
+    let (data, view) = (data.clone(), *view);
     cache.building = None;
+    // Made for data the chart no longer shows: dropped (the next frame asks for its own).
+    if !cache
+        .prepared
+        .as_ref()
+        .is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), data.as_ptr()))
+    {
+        return;
+    }
     cache.view = Some(view);
     cache.recomputed += 1;
     match result {
@@ -522,10 +541,15 @@ impl std::ops::Deref for Values {
 }
 
 impl Values {
-    /// The column itself, when every value can be drawn: no copy of a 10M-row column (the
-    /// copies and their page faults were most of a big chart's first frame).
+    /// The column itself, when every value can be drawn and its buffer holds nothing else:
+    /// no copy of a 10M-row column (the copies and their page faults were most of a big
+    /// chart's first frame), and no hold on a big buffer a small slice of it came from.
     fn whole(column: &Float64Chunked) -> Option<Self> {
         let values = column.cont_slice().ok()?;
+        let array = column.downcast_iter().next()?;
+        if array.values().is_sliced() {
+            return None;
+        }
         values
             .iter()
             .all(|v| v.is_finite())
@@ -1016,9 +1040,10 @@ pub fn show_chart(
                 .is_some_and(|old| Arc::ptr_eq(old, &p))
             {
                 cache.prepared = Some(p.clone());
+                // A job still making the old data's geometry is left to finish (one at a
+                // time); what it makes is dropped.
                 cache.view = None;
                 cache.geometry.clear();
-                cache.building = None;
                 cache.failed = None;
                 cache.recomputed = 0;
             }
@@ -1080,6 +1105,7 @@ pub fn show_chart(
                 // is ready.
                 if cache.building.is_none() {
                     let (ctx, data) = (ctx.clone(), prepared.clone());
+                    let made_for = Arc::downgrade(&data);
                     let slot = in_background(&ctx.clone(), move || {
                         data.series
                             .iter()
@@ -1087,7 +1113,7 @@ pub fn show_chart(
                             .map(|(i, s)| geometry(&ctx, &data, s, i, bounds, size))
                             .collect()
                     });
-                    cache.building = Some((key, slot));
+                    cache.building = Some((made_for, key, slot));
                 }
             } else {
                 cache.geometry = prepared
@@ -1273,6 +1299,12 @@ mod tests {
         let y = Float64Chunked::from_vec("y".into(), vec![1.0, f64::NAN, 3.0]);
         let (xs, ys) = finite_pairs(None, &y);
         assert_eq!((&xs[..], &ys[..]), (&[0.0, 2.0][..], &[1.0, 3.0][..]));
+
+        // A slice of a bigger column is copied: the chart holds only what it draws.
+        let big = Float64Chunked::from_vec("y".into(), vec![1.0, 2.0, 3.0, 4.0]);
+        let (_, ys) = finite_pairs(None, &big.slice(1, 2));
+        assert!(matches!(ys, Values::Owned(_)));
+        assert_eq!(&ys[..], &[2.0, 3.0][..]);
 
         // Several chunks are copied.
         let mut y = Float64Chunked::from_vec("y".into(), vec![1.0]);
