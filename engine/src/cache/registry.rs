@@ -361,6 +361,14 @@ fn remember_call(last: &mut Option<Vec<KeyPart>>, last_key: &mut Option<u128>, c
 }
 
 impl FunctionState {
+    /// The state of a fn not seen before (its events name it).
+    fn named(function: &str) -> Self {
+        Self {
+            name: function.into(),
+            ..Self::default()
+        }
+    }
+
     /// Counts a hit of `call`'s entry (which the caller found) and returns what to serve.
     fn take_hit(&mut self, call: &CallKey, now: Duration, tick: u64, stale: Option<bool>) -> Begin {
         let entry = self
@@ -1227,7 +1235,7 @@ impl CacheRegistry {
         state
             .functions
             .entry(function.to_string())
-            .or_default()
+            .or_insert_with(|| FunctionState::named(function))
             .widget_labels
             .insert(args_key, labels);
     }
@@ -1361,10 +1369,7 @@ impl CacheRegistry {
             None => state
                 .functions
                 .entry(function.to_string())
-                .or_insert_with(|| FunctionState {
-                    name: function.into(),
-                    ..FunctionState::default()
-                }),
+                .or_insert_with(|| FunctionState::named(function)),
         };
         f.kind = Some(policy.kind);
         f.ttl = policy.ttl;
