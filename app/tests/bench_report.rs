@@ -65,9 +65,10 @@ fn the_report_writes_a_table_per_size_and_a_plot_with_a_line_per_series() {
     assert!(md.contains("- CPU: "), "{md}");
     assert!(md.contains("- Other processes during the run: "), "{md}");
     assert!(md.contains("![Cost of one call against rows"), "{md}");
-    // Progress went to stderr, step by step.
+    // Progress went to stderr, step by step: the sub-microsecond benches first.
+    assert!(stderr.contains("[1/12] cellar bench hit ..."), "{stderr}");
     assert!(
-        stderr.contains("[1/12] cellar bench cache --rows 1000"),
+        stderr.contains("[3/12] cellar bench cache --rows 1000"),
         "{stderr}"
     );
 
