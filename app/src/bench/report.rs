@@ -77,6 +77,8 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
         eprintln!("cellar bench report: {why}; measuring Cellar only");
     }
 
+    // Before anything is written: the report's own files are changes too.
+    let commit = git_commit();
     let plan = plan(&rows, &exe, &python);
     let mut runner = Runner {
         timeout: Duration::from_secs(args.step_timeout),
@@ -113,6 +115,7 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
         results: &results,
         python: &python,
         machine: &machine,
+        commit: commit.as_deref(),
         others: cpu_before
             .zip(CpuTicks::read())
             .map(|(before, after)| after.others_since(&before, started.elapsed())),
@@ -865,6 +868,8 @@ struct Page<'a> {
     results: &'a Results,
     python: &'a PythonSide,
     machine: &'a Machine,
+    /// The source tree's commit when the run started (see [`git_commit`]).
+    commit: Option<&'a str>,
     /// The cores other processes kept busy on average during the run.
     others: Option<f64>,
     plot_file: String,
@@ -1221,7 +1226,8 @@ fn markdown(page: &Page<'_>) -> String {
         md,
         "- cellar {}{} ({} build), polars {}",
         env!("CARGO_PKG_VERSION"),
-        git_commit().map_or_else(String::new, |c| format!(" at commit {c}")),
+        page.commit
+            .map_or_else(String::new, |c| format!(" at commit {c}")),
         if cfg!(debug_assertions) {
             "debug"
         } else {
