@@ -67,6 +67,30 @@ fn settle(harness: &mut Harness<'_>) {
     harness.run_steps(2);
 }
 
+/// Zooms in `times` steps of `factor` around `at`, then lets the chart settle.
+fn zoom_in(harness: &mut Harness<'_>, at: egui::Pos2, times: usize, factor: f32) {
+    harness.hover_at(at);
+    harness.step();
+    for _ in 0..times {
+        harness.event(egui::Event::Zoom(factor));
+        harness.step();
+    }
+    settle(harness);
+}
+
+/// A line chart of `frame`'s `y` against its `x`.
+fn line_chart(frame: Frame) -> Element {
+    Element {
+        kind: ElementKind::LineChart,
+        text: String::new(),
+        payload: Payload::Chart {
+            frame,
+            x: "x".into(),
+            y: vec!["y".into()],
+        },
+    }
+}
+
 fn vertices(harness: &Harness<'_>) -> usize {
     let output = harness.output();
     harness
@@ -230,13 +254,7 @@ fn zooming_in_recomputes_down_to_every_row() {
     let at = first
         .transform
         .position_from_point(&PlotPoint::new(SPIKE_ROW as f64, 0.0));
-    harness.hover_at(at);
-    harness.step();
-    for _ in 0..8 {
-        harness.event(egui::Event::Zoom(3.0));
-        harness.step();
-    }
-    settle(&mut harness);
+    zoom_in(&mut harness, at, 8, 3.0);
     let zoomed = chart::drawn(&harness.ctx, (0, 0)).unwrap();
     let bounds = zoomed.transform.bounds();
     let span = bounds.max()[0] - bounds.min()[0];
@@ -253,15 +271,7 @@ fn zooming_in_recomputes_down_to_every_row() {
 #[test]
 fn new_data_is_drawn_and_no_frame_is_kept_alive_by_the_chart() {
     use std::sync::{Arc, Mutex};
-    let element = |frame: Frame| Element {
-        kind: ElementKind::LineChart,
-        text: String::new(),
-        payload: Payload::Chart {
-            frame,
-            x: "x".into(),
-            y: vec!["y".into()],
-        },
-    };
+    let element = line_chart;
     let old = frame(100_000, |_| 1.0);
     let old_y = Arc::downgrade(&old.0.column("y").unwrap().as_materialized_series().0);
     let shown = Arc::new(Mutex::new(element(old)));
@@ -353,13 +363,7 @@ fn a_big_scatter_zoomed_in_is_binned_again_and_still_hovers_real_rows() {
     let centre = first
         .transform
         .position_from_point(&PlotPoint::new(N as f64 / 4.0, parabola(N / 4)));
-    harness.hover_at(centre);
-    harness.step();
-    for _ in 0..4 {
-        harness.event(egui::Event::Zoom(2.0));
-        harness.step();
-    }
-    settle(&mut harness);
+    zoom_in(&mut harness, centre, 4, 2.0);
     let zoomed = chart::drawn(&harness.ctx, (0, 0)).unwrap();
     assert!(zoomed.recomputed > first.recomputed);
     let span = |d: &chart::Drawn| d.transform.bounds().max()[0] - d.transform.bounds().min()[0];
@@ -384,15 +388,7 @@ fn a_big_scatter_zoomed_in_is_binned_again_and_still_hovers_real_rows() {
 fn big_data_changing_quickly_ends_with_the_latest_and_keeps_no_older_frame() {
     use std::sync::{Arc, Mutex};
     const ROWS: usize = 400_000;
-    let element = |frame: Frame| Element {
-        kind: ElementKind::LineChart,
-        text: String::new(),
-        payload: Payload::Chart {
-            frame,
-            x: "x".into(),
-            y: vec!["y".into()],
-        },
-    };
+    let element = line_chart;
     let y_of =
         |frame: &Frame| Arc::downgrade(&frame.0.column("y").unwrap().as_materialized_series().0);
     let first = frame(ROWS, |_| 1.0);
