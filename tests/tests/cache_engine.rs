@@ -454,4 +454,15 @@ try { let z = double(()); } catch (e) { write(e.function); }
         "{:?}",
         calls(&again)
     );
+    // A cell that only maps a cached fn over data is served whole on the next run.
+    let mapping = "@cache_data\nfn double(x) { x * 2 }\n// %% Map\nwrite([1, 2].map(double));\n";
+    let mut cells = Harness::default();
+    cells.run("A", mapping);
+    let served = cells.run("A", mapping);
+    assert!(
+        served.cells[1].status.is_hit(),
+        "{:?}",
+        served.cells[1].status
+    );
+    assert_eq!(texts(&served), ["[2, 4]"]);
 }

@@ -385,12 +385,13 @@ pub fn build_engine_with(limits: Limits) -> Engine {
     engine.on_var(|name, index, ctx| {
         // A non-zero index: Rhai resolved the variable to a slot of the scope when it
         // compiled, so it exists (a local of the running code).
-        context::note_var(name, index > 0, ctx.scope());
         // A cached fn's bare name is a pointer to it (`xs.map(load)`), as a script fn's is:
-        // Rhai makes those only for script fns, and a cached fn runs as a native one.
+        // Rhai makes those only for script fns, and a cached fn runs as a native one. Not a
+        // variable read: calls through the pointer are traced as the fn's calls.
         if index == 0 && context::is_cached_fn(name) && !ctx.scope().contains(name) {
             return Ok(Some(Dynamic::from(rhai::FnPtr::new(name)?)));
         }
+        context::note_var(name, index > 0, ctx.scope());
         Ok(None)
     });
     api_output::register(&mut engine);
