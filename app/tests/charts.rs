@@ -78,6 +78,19 @@ fn zoom_in(harness: &mut Harness<'_>, at: egui::Pos2, times: usize, factor: f32)
     settle(harness);
 }
 
+/// A harness drawing whatever element the returned slot holds (a rerun swaps it).
+fn swappable(element: Element) -> (Harness<'static>, std::sync::Arc<std::sync::Mutex<Element>>) {
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(element));
+    let in_ui = shown.clone();
+    let harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 400.0))
+        .build_ui(move |ui| {
+            let element = in_ui.lock().unwrap().clone();
+            show_element(ui, (0, 0), &element, &mut Vec::new());
+        });
+    (harness, shown)
+}
+
 /// A line chart of `frame`'s `y` against its `x`.
 fn line_chart(frame: Frame) -> Element {
     Element {
@@ -270,18 +283,10 @@ fn zooming_in_recomputes_down_to_every_row() {
 
 #[test]
 fn new_data_is_drawn_and_no_frame_is_kept_alive_by_the_chart() {
-    use std::sync::{Arc, Mutex};
-    let element = line_chart;
+    use std::sync::Arc;
     let old = frame(100_000, |_| 1.0);
     let old_y = Arc::downgrade(&old.0.column("y").unwrap().as_materialized_series().0);
-    let shown = Arc::new(Mutex::new(element(old)));
-    let in_ui = shown.clone();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1000.0, 400.0))
-        .build_ui(move |ui| {
-            let element = in_ui.lock().unwrap().clone();
-            show_element(ui, (0, 0), &element, &mut Vec::new());
-        });
+    let (mut harness, shown) = swappable(line_chart(old));
     harness.run_steps(2);
     assert!(
         chart::drawn(&harness.ctx, (0, 0)).unwrap().drawn[0]
@@ -289,7 +294,7 @@ fn new_data_is_drawn_and_no_frame_is_kept_alive_by_the_chart() {
             .all(|p| p[1] == 1.0)
     );
     // A rerun: same shape, other values.
-    *shown.lock().unwrap() = element(frame(100_000, |_| 2.0));
+    *shown.lock().unwrap() = line_chart(frame(100_000, |_| 2.0));
     harness.run_steps(2);
     assert!(
         chart::drawn(&harness.ctx, (0, 0)).unwrap().drawn[0]
@@ -386,25 +391,17 @@ fn a_big_scatter_zoomed_in_is_binned_again_and_still_hovers_real_rows() {
 /// on a big chart): the chart ends up drawing the latest, and keeps no older frame alive.
 #[test]
 fn big_data_changing_quickly_ends_with_the_latest_and_keeps_no_older_frame() {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     const ROWS: usize = 400_000;
-    let element = line_chart;
     let y_of =
         |frame: &Frame| Arc::downgrade(&frame.0.column("y").unwrap().as_materialized_series().0);
     let first = frame(ROWS, |_| 1.0);
     let mut older = vec![y_of(&first)];
-    let shown = Arc::new(Mutex::new(element(first)));
-    let in_ui = shown.clone();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1000.0, 400.0))
-        .build_ui(move |ui| {
-            let element = in_ui.lock().unwrap().clone();
-            show_element(ui, (0, 0), &element, &mut Vec::new());
-        });
+    let (mut harness, shown) = swappable(line_chart(first));
     for value in 2..6 {
         let next = frame(ROWS, move |_| value as f64);
         older.push(y_of(&next));
-        *shown.lock().unwrap() = element(next);
+        *shown.lock().unwrap() = line_chart(next);
         harness.step();
     }
     settle(&mut harness);
