@@ -2,6 +2,7 @@
 //! a single spike still shows; hovering gives the exact value of a real row; a frame where
 //! nothing changed does not recompute the geometry.
 
+use cellar::bench::chart::chart as chart_of;
 use cellar::outputs::{chart, show_element};
 use cellar_engine::{Element, ElementKind, Frame, Payload};
 use egui::epaint::Primitive;
@@ -30,15 +31,7 @@ fn spiky(i: usize) -> f64 {
 }
 
 fn chart_harness(kind: ElementKind, frame: Frame) -> Harness<'static> {
-    let element = Element {
-        kind,
-        text: String::new(),
-        payload: Payload::Chart {
-            frame,
-            x: "x".into(),
-            y: vec!["y".into()],
-        },
-    };
+    let element = chart_of(kind, &frame);
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1000.0, 400.0))
         .build_ui(move |ui| {
@@ -93,15 +86,7 @@ fn swappable(element: Element) -> (Harness<'static>, std::sync::Arc<std::sync::M
 
 /// A line chart of `frame`'s `y` against its `x`.
 fn line_chart(frame: Frame) -> Element {
-    Element {
-        kind: ElementKind::LineChart,
-        text: String::new(),
-        payload: Payload::Chart {
-            frame,
-            x: "x".into(),
-            y: vec!["y".into()],
-        },
-    }
+    chart_of(ElementKind::LineChart, &frame)
 }
 
 fn vertices(harness: &Harness<'_>) -> usize {
@@ -325,18 +310,9 @@ fn new_data_is_drawn_and_no_frame_is_kept_alive_by_the_chart() {
 #[test]
 fn a_removed_chart_leaves_no_copy_of_its_data() {
     use std::sync::{Arc, Mutex};
-    let chart_of = |frame: Frame| Element {
-        kind: ElementKind::LineChart,
-        text: String::new(),
-        payload: Payload::Chart {
-            frame,
-            x: "x".into(),
-            y: vec!["y".into()],
-        },
-    };
     let shown = Arc::new(Mutex::new(vec![
-        chart_of(frame(50_000, |_| 1.0)),
-        chart_of(frame(50_000, |_| 2.0)),
+        line_chart(frame(50_000, |_| 1.0)),
+        line_chart(frame(50_000, |_| 2.0)),
     ]));
     let in_ui = shown.clone();
     let mut harness = Harness::builder()

@@ -60,6 +60,19 @@ struct Series {
     extremes: Extremes,
 }
 
+impl Series {
+    /// Row `i`, as a plot point.
+    fn point(&self, i: usize) -> [f64; 2] {
+        [self.xs[i], self.ys[i]]
+    }
+
+    /// The rows of a sorted series to draw in `[x0, x1]` over `columns` pixel columns, and
+    /// whether that is fewer than all of them (see [`min_max_rows`]).
+    fn rows_in_view(&self, x0: f64, x1: f64, columns: usize, m4: bool) -> (Vec<usize>, bool) {
+        min_max_rows(&self.xs, &self.ys, x0, x1, &self.extremes, columns, m4)
+    }
+}
+
 /// Rows per block of [`Extremes`]' first level; each next level's blocks hold this many of
 /// the level below.
 const BLOCK_BITS: u32 = 6;
@@ -798,16 +811,8 @@ fn geometry(
             }
         }
         ElementKind::BarChart if series.sorted => {
-            let (rows, downsampled) = min_max_rows(
-                &series.xs,
-                &series.ys,
-                x0,
-                x1,
-                &series.extremes,
-                columns,
-                false,
-            );
-            let point = |i: usize| [series.xs[i], series.ys[i]];
+            let (rows, downsampled) = series.rows_in_view(x0, x1, columns, false);
+            let point = |i: usize| series.point(i);
             if !downsampled {
                 return bars_exact(prepared, index, rows.into_iter().map(point));
             }
@@ -873,20 +878,9 @@ fn geometry(
             downsampled: false,
         },
         _ if series.sorted => {
-            let (rows, downsampled) = min_max_rows(
-                &series.xs,
-                &series.ys,
-                x0,
-                x1,
-                &series.extremes,
-                columns,
-                true,
-            );
+            let (rows, downsampled) = series.rows_in_view(x0, x1, columns, true);
             Geometry::Points {
-                drawn: rows
-                    .into_iter()
-                    .map(|i| [series.xs[i], series.ys[i]])
-                    .collect(),
+                drawn: rows.into_iter().map(|i| series.point(i)).collect(),
                 downsampled,
             }
         }
