@@ -33,8 +33,7 @@ use polars_arrow::array::{
     ListArray, MapArray, PrimitiveArray, StructArray, Utf8Array, Utf8ViewArray,
 };
 use polars_arrow::bitmap::Bitmap;
-use polars_arrow::datatypes::{PhysicalType, PrimitiveType};
-use polars_arrow::types::{days_ms, i256, months_days_ns};
+use polars_arrow::datatypes::PhysicalType;
 
 use super::column_digest::physical_tag;
 
@@ -336,31 +335,11 @@ impl Identity {
         match physical {
             PhysicalType::Null => {}
             PhysicalType::Boolean => self.bitmap(downcast::<BooleanArray>(array)?.values()),
-            PhysicalType::Primitive(primitive) => {
-                macro_rules! go {
-                    ($t:ty) => {
-                        self.slice(downcast::<PrimitiveArray<$t>>(array)?.values())
-                    };
-                }
-                match primitive {
-                    PrimitiveType::Int8 => go!(i8),
-                    PrimitiveType::Int16 => go!(i16),
-                    PrimitiveType::Int32 => go!(i32),
-                    PrimitiveType::Int64 => go!(i64),
-                    PrimitiveType::Int128 => go!(i128),
-                    PrimitiveType::Int256 => go!(i256),
-                    PrimitiveType::UInt8 => go!(u8),
-                    PrimitiveType::UInt16 => go!(u16),
-                    PrimitiveType::UInt32 => go!(u32),
-                    PrimitiveType::UInt64 => go!(u64),
-                    PrimitiveType::UInt128 => go!(u128),
-                    PrimitiveType::Float32 => go!(f32),
-                    PrimitiveType::Float64 => go!(f64),
-                    PrimitiveType::DaysMs => go!(days_ms),
-                    PrimitiveType::MonthDayNano => go!(months_days_ns),
-                    _ => return None,
-                }
-            }
+            PhysicalType::Primitive(primitive) => with_native_type!(
+                primitive,
+                |T| self.slice(downcast::<PrimitiveArray<T>>(array)?.values()),
+                else return None
+            ),
             PhysicalType::Utf8View => {
                 let array = downcast::<Utf8ViewArray>(array)?;
                 self.slice(array.views());
@@ -449,31 +428,11 @@ fn orphaned(array: &dyn Array) -> bool {
             let (buffer, _, _) = a.values().as_buffer();
             buffer.storage_refcount() <= 2 && !buffer.is_empty()
         }),
-        PhysicalType::Primitive(primitive) => {
-            macro_rules! go {
-                ($t:ty) => {
-                    downcast::<PrimitiveArray<$t>>(array).is_some_and(|a| alone!(a.values()))
-                };
-            }
-            match primitive {
-                PrimitiveType::Int8 => go!(i8),
-                PrimitiveType::Int16 => go!(i16),
-                PrimitiveType::Int32 => go!(i32),
-                PrimitiveType::Int64 => go!(i64),
-                PrimitiveType::Int128 => go!(i128),
-                PrimitiveType::Int256 => go!(i256),
-                PrimitiveType::UInt8 => go!(u8),
-                PrimitiveType::UInt16 => go!(u16),
-                PrimitiveType::UInt32 => go!(u32),
-                PrimitiveType::UInt64 => go!(u64),
-                PrimitiveType::UInt128 => go!(u128),
-                PrimitiveType::Float32 => go!(f32),
-                PrimitiveType::Float64 => go!(f64),
-                PrimitiveType::DaysMs => go!(days_ms),
-                PrimitiveType::MonthDayNano => go!(months_days_ns),
-                _ => false,
-            }
-        }
+        PhysicalType::Primitive(primitive) => with_native_type!(
+            primitive,
+            |T| downcast::<PrimitiveArray<T>>(array).is_some_and(|a| alone!(a.values())),
+            else false
+        ),
         PhysicalType::Utf8View => downcast::<Utf8ViewArray>(array)
             .is_some_and(|a| alone!(a.views()) || alone!(a.data_buffers())),
         PhysicalType::BinaryView => downcast::<BinaryViewArray>(array)

@@ -28,7 +28,7 @@ use polars_arrow::bitmap::Bitmap;
 use polars_arrow::bitmap::utils::BitmapIter;
 use polars_arrow::datatypes::{ArrowDataType, PhysicalType, PrimitiveType};
 use polars_arrow::offset::Offset;
-use polars_arrow::types::{NativeType, days_ms, i256, months_days_ns};
+use polars_arrow::types::NativeType;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 /// The block size of a stream's hash tree.
@@ -569,33 +569,11 @@ impl Node {
         primitive: PrimitiveType,
         nulls: Option<&Bitmap>,
     ) -> Result<(), String> {
-        macro_rules! go {
-            ($t:ty) => {
-                push_native::<$t>(
-                    &mut self.values,
-                    downcast::<PrimitiveArray<$t>>(array)?,
-                    nulls,
-                )
-            };
-        }
-        match primitive {
-            PrimitiveType::Int8 => go!(i8),
-            PrimitiveType::Int16 => go!(i16),
-            PrimitiveType::Int32 => go!(i32),
-            PrimitiveType::Int64 => go!(i64),
-            PrimitiveType::Int128 => go!(i128),
-            PrimitiveType::Int256 => go!(i256),
-            PrimitiveType::UInt8 => go!(u8),
-            PrimitiveType::UInt16 => go!(u16),
-            PrimitiveType::UInt32 => go!(u32),
-            PrimitiveType::UInt64 => go!(u64),
-            PrimitiveType::UInt128 => go!(u128),
-            PrimitiveType::Float32 => go!(f32),
-            PrimitiveType::Float64 => go!(f64),
-            PrimitiveType::DaysMs => go!(days_ms),
-            PrimitiveType::MonthDayNano => go!(months_days_ns),
-            other => return Err(format!("values of type {other:?}")),
-        }
+        with_native_type!(
+            primitive,
+            |T| push_native::<T>(&mut self.values, downcast::<PrimitiveArray<T>>(array)?, nulls),
+            else return Err(format!("values of type {primitive:?}"))
+        );
         Ok(())
     }
 

@@ -10,8 +10,8 @@ use polars_arrow::array::{
     ListArray, MapArray, PrimitiveArray, StructArray, Utf8Array, Utf8ViewArray,
 };
 use polars_arrow::bitmap::Bitmap;
-use polars_arrow::datatypes::{PhysicalType, PrimitiveType};
-use polars_arrow::types::{NativeType, days_ms, i256, months_days_ns};
+use polars_arrow::datatypes::PhysicalType;
+use polars_arrow::types::NativeType;
 use polars_buffer::Buffer;
 
 use super::CachedValue;
@@ -115,24 +115,11 @@ fn add_array(array: &dyn Array, out: &mut Footprint) {
                 out.bitmap(Some(a.values()));
             }
         }
-        PhysicalType::Primitive(kind) => match kind {
-            PrimitiveType::Int8 => primitive::<i8>(array, out),
-            PrimitiveType::Int16 => primitive::<i16>(array, out),
-            PrimitiveType::Int32 => primitive::<i32>(array, out),
-            PrimitiveType::Int64 => primitive::<i64>(array, out),
-            PrimitiveType::Int128 => primitive::<i128>(array, out),
-            PrimitiveType::Int256 => primitive::<i256>(array, out),
-            PrimitiveType::UInt8 => primitive::<u8>(array, out),
-            PrimitiveType::UInt16 => primitive::<u16>(array, out),
-            PrimitiveType::UInt32 => primitive::<u32>(array, out),
-            PrimitiveType::UInt64 => primitive::<u64>(array, out),
-            PrimitiveType::UInt128 => primitive::<u128>(array, out),
-            PrimitiveType::Float32 => primitive::<f32>(array, out),
-            PrimitiveType::Float64 => primitive::<f64>(array, out),
-            PrimitiveType::DaysMs => primitive::<days_ms>(array, out),
-            PrimitiveType::MonthDayNano => primitive::<months_days_ns>(array, out),
-            _ => out.own += polars_arrow::compute::aggregate::estimated_bytes_size(array) as u64,
-        },
+        PhysicalType::Primitive(kind) => with_native_type!(
+            kind,
+            |T| primitive::<T>(array, out),
+            else out.own += polars_arrow::compute::aggregate::estimated_bytes_size(array) as u64
+        ),
         PhysicalType::Utf8View => {
             if let Some(a) = downcast::<Utf8ViewArray>(array) {
                 out.buffer(a.views());
