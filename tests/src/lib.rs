@@ -161,6 +161,19 @@ pub fn calls(report: &RunReport) -> Vec<String> {
         .collect()
 }
 
+/// Why entries left the cache, in the order they did (from its event log).
+pub fn removals(runtime: &Runtime) -> Vec<cellar_engine::cache::RemovalCause> {
+    runtime
+        .cache()
+        .events_since(0)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            cellar_engine::cache::EventKind::Removed(cause) => Some(cause),
+            _ => None,
+        })
+        .collect()
+}
+
 /// How many calls of `function` computed in this run.
 pub fn misses(report: &RunReport, function: &str) -> usize {
     report

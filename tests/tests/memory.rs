@@ -2,8 +2,8 @@
 //! the cell that keeps it) is counted once, in the totals and by the memory budget.
 
 use cellar_engine::Effect;
-use cellar_engine::cache::{CacheKind, EventKind, RemovalCause};
-use cellar_tests::{Harness, errors};
+use cellar_engine::cache::CacheKind;
+use cellar_tests::{Harness, errors, removals};
 use polars::prelude::*;
 
 /// Rows of two f64 columns: 16 bytes a row.
@@ -73,16 +73,7 @@ fn the_memory_budget_counts_shared_buffers_once() {
         .set_memory_budget(Some(FRAME_BYTES * 3 / 2));
     let report = h.run("A", &notebook());
     assert!(errors(&report).is_empty(), "{:?}", errors(&report));
-    let evicted: Vec<RemovalCause> = h
-        .runtime
-        .cache()
-        .events_since(0)
-        .into_iter()
-        .filter_map(|e| match e.event {
-            EventKind::Removed(cause) => Some(cause),
-            _ => None,
-        })
-        .collect();
+    let evicted = removals(&h.runtime);
     assert!(evicted.is_empty(), "{evicted:?}");
     assert_eq!(
         h.runtime

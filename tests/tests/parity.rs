@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cellar_engine::cache::{EventKind, RemovalCause};
 use cellar_engine::{CallOutcome, Effect};
-use cellar_tests::{Harness, calls, errors, misses, texts};
+use cellar_tests::{Harness, calls, errors, misses, removals, texts};
 
 /// A harness whose notebooks can call `tick()` (counts up on every call: a value that is
 /// different each time it is computed) and `released()` (counts releases), with the two
@@ -353,16 +353,7 @@ fn an_entry_bigger_than_max_size_is_not_kept() {
     assert_eq!(texts(&h.run("A", nb)), ["1000"]);
     assert_eq!(texts(&h.run("A", nb)), ["1000"]);
     assert_eq!(ticks.load(Ordering::SeqCst), 2);
-    let removed: Vec<RemovalCause> = h
-        .runtime
-        .cache()
-        .events_since(0)
-        .into_iter()
-        .filter_map(|e| match e.event {
-            EventKind::Removed(cause) => Some(cause),
-            _ => None,
-        })
-        .collect();
+    let removed = removals(&h.runtime);
     assert_eq!(removed, [RemovalCause::MaxSize, RemovalCause::MaxSize]);
 }
 
