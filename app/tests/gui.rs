@@ -38,6 +38,13 @@ fn settle(harness: &mut Harness<'static, NotebookApp>) {
     harness.run_ok();
 }
 
+/// Presses `key` and lets the rerun it may start finish.
+fn press(harness: &mut Harness<'static, NotebookApp>, key: egui::Key) {
+    harness.key_press(key);
+    harness.run_ok();
+    settle(harness);
+}
+
 /// A file dialog that answers at once with fixed paths.
 struct FakeDialogs {
     open: Option<PathBuf>,
@@ -161,9 +168,7 @@ fn the_rerun_button_and_r_run_the_notebook_again() {
     harness.run_ok();
     settle(&mut harness);
     harness.get_by_label("run 2");
-    harness.key_press(egui::Key::R);
-    harness.run_ok();
-    settle(&mut harness);
+    press(&mut harness, egui::Key::R);
     harness.get_by_label("run 3");
 }
 
@@ -1434,13 +1439,9 @@ fn the_tour_can_be_walked_by_keyboard_alone() {
         |role, label| role == Role::Slider && label == "Rows to show",
     );
     // Arrow keys move it, and the notebook reruns with each value.
-    harness.key_press(egui::Key::ArrowRight);
-    harness.run_ok();
-    settle(&mut harness);
+    press(&mut harness, egui::Key::ArrowRight);
     harness.get_by_label("6 rows × 4 columns (Date/Time, Lat, Lon, Base)");
-    harness.key_press(egui::Key::ArrowUp);
-    harness.run_ok();
-    settle(&mut harness);
+    press(&mut harness, egui::Key::ArrowUp);
     harness.get_by_label("7 rows × 4 columns (Date/Time, Lat, Lon, Base)");
     // The slider still has focus after the reruns.
     assert_eq!(
@@ -1454,9 +1455,7 @@ fn the_tour_can_be_walked_by_keyboard_alone() {
         "the Minimum latitude slider",
         |role, label| role == Role::Slider && label == "Minimum latitude",
     );
-    harness.key_press(egui::Key::End);
-    harness.run_ok();
-    settle(&mut harness);
+    press(&mut harness, egui::Key::End);
     harness.get_by_label_contains("north of 41");
     assert!(
         !harness.state().is_dirty(),
@@ -1491,9 +1490,7 @@ fn escape_leaves_the_editor_for_the_next_widget_and_tab_indents_in_it() {
     harness.run_ok();
     harness.run_ok();
     assert_eq!(focused(&harness), Some((Role::Slider, "N".to_string())));
-    harness.key_press(egui::Key::ArrowRight);
-    harness.run_ok();
-    settle(&mut harness);
+    press(&mut harness, egui::Key::ArrowRight);
     harness.get_by_label("n 4");
     // Ctrl+Tab leaves an editor too, and Ctrl+Shift+Tab goes back.
     harness.get_by_label("Code of cell 1").focus();
@@ -1518,9 +1515,7 @@ fn a_focused_slider_takes_arrow_page_home_and_end_keys() {
     harness.get_by_role(Role::Slider).focus();
     harness.run_ok();
     let mut press = |key: egui::Key, shows: &str| {
-        harness.key_press(key);
-        harness.run_ok();
-        settle(&mut harness);
+        press(&mut harness, key);
         harness.get_by_label(shows);
         assert_eq!(focused(&harness), Some((Role::Slider, "N".to_string())));
     };
